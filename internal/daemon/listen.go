@@ -1,0 +1,239 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ssehub/ssehub/eventsource"
+)
+
+const listenUsage = `Usage: ssehub listen [flags] URL
+
+Connects to an SSE stream as a browser's EventSource does (reconnecting with
+Last-Event-ID) and prints every event it fires: open, message, named events
+and error.
+
+Example:
+  ssehub listen --json --max-events 10 http://127.0.0.1:8080/events?topic=chat
+
+Exit status: 0 when stopped by --max-events, --timeout or Ctrl-C; 1 when the
+connection failed for good (a 204, another non-200 status or a content type
+that is not text/event-stream); 2 for bad flags.
+
+Flags:
+`
+
+func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
+	jsonOut := fs.Bool("json", false, "print one JSON object per line for every event an EventSource fires")
+	header := http.Header{}
+	fs.Func("header", "add a request header `'Key: Value'` (repeatable)", func(s string) error {
+		return addHeader(header, s)
+	})
+	lastID := fs.String("last-event-id", "", "send this Last-Event-ID on the first request")
+	maxEvents := fs.Int("max-events", 0, "exit 0 after `N` message events (0: no limit)")
+	timeout := fs.Duration("timeout", 0, "exit 0 after this long (0: no limit)")
+	retry := fs.Duration("retry", 0, "initial reconnection delay, until the stream sends retry: (default 3s, as browsers)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), listenUsage)
+		fs.PrintDefaults()
+	}
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "ssehub listen: "+format+"\n", a...)
+		return exitUsage
+	}
+	switch {
+	case len(pos) != 1:
+		return fail("want exactly one URL, got %d arguments (run 'ssehub listen -h')", len(pos))
+	case *maxEvents < 0:
+		return fail("--max-events must not be negative")
+	case *timeout < 0:
+		return fail("--timeout must not be negative")
+	case *retry < 0:
+		return fail("--retry must not be negative")
+	case strings.ContainsAny(*lastID, "\r\n\x00"):
+		return fail("--last-event-id must not contain CR, LF or NUL")
+	}
+	es, err := eventsource.New(pos[0], &eventsource.Options{
+		Header:      header,
+		LastEventID: *lastID,
+		Retry:       *retry,
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+
+	p := newPrinter(stdout, *jsonOut)
+	messages := 0
+	for ev := range es.Events(ctx) {
+		if err := p.print(ev); err != nil {
+			fmt.Fprintf(stderr, "ssehub listen: %v\n", err)
+			return exitFail
+		}
+		if isMessage(ev) {
+			messages++
+			if *maxEvents > 0 && messages >= *maxEvents {
+				break
+			}
+		}
+	}
+	if err := es.Err(); err != nil {
+		fmt.Fprintf(stderr, "ssehub listen: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// addHeader parses "Key: Value" into h.
+func addHeader(h http.Header, s string) error {
+	k, v, ok := strings.Cut(s, ":")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if !ok || k == "" {
+		return errors.New("want 'Key: Value'")
+	}
+	if strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) }) {
+		return fmt.Errorf("invalid header name %q", k)
+	}
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return fmt.Errorf("header %s: value must not contain CR, LF or NUL", k)
+	}
+	h.Add(k, v)
+	return nil
+}
+
+// isMessage reports whether ev is a MessageEvent (one the stream
+// dispatched) rather than the open or error event of the connection.
+func isMessage(ev eventsource.Event) bool {
+	return ev.Type != "open" && ev.Type != "error"
+}
+
+// A printer writes events as JSON lines or in an aligned human format.
+type printer struct {
+	w     io.Writer
+	json  bool
+	color bool
+	enc   *json.Encoder
+}
+
+func newPrinter(w io.Writer, jsonOut bool) *printer {
+	p := &printer{w: w, json: jsonOut, color: !jsonOut && isTerminal(w) && os.Getenv("NO_COLOR") == ""}
+	p.enc = json.NewEncoder(w)
+	p.enc.SetEscapeHTML(false)
+	return p
+}
+
+// The JSON forms mirror the DOM events: MessageEvent has data and
+// lastEventId, the error Event has the readyState it left behind.
+type (
+	jsonOpen struct {
+		Type string `json:"type"`
+	}
+	jsonMessage struct {
+		Type        string `json:"type"`
+		Data        string `json:"data"`
+		LastEventID string `json:"lastEventId"`
+	}
+	jsonError struct {
+		Type       string `json:"type"`
+		ReadyState int    `json:"readyState"`
+	}
+)
+
+func (p *printer) print(ev eventsource.Event) error {
+	if p.json {
+		var v any
+		switch {
+		case isMessage(ev):
+			v = jsonMessage{ev.Type, ev.Data, ev.LastEventID}
+		case ev.Type == "open":
+			v = jsonOpen{ev.Type}
+		default:
+			v = jsonError{ev.Type, int(ev.ReadyState)}
+		}
+		return p.enc.Encode(v)
+	}
+	return p.human(ev)
+}
+
+// ANSI colours, used only on a terminal.
+const (
+	ansiDim    = "\x1b[2m"
+	ansiGreen  = "\x1b[32m"
+	ansiRed    = "\x1b[31m"
+	ansiYellow = "\x1b[33m"
+	ansiCyan   = "\x1b[36m"
+	ansiReset  = "\x1b[0m"
+)
+
+// human writes one event as "time  type      id=...  data", with data
+// lines after the first indented under the first.
+func (p *printer) human(ev eventsource.Event) error {
+	var b strings.Builder
+	stamp := time.Now().Format("15:04:05.000")
+	p.paint(&b, ansiDim, stamp)
+	b.WriteString("  ")
+	var colour, detail string
+	switch {
+	case isMessage(ev):
+		colour = ansiCyan
+		if ev.LastEventID != "" {
+			detail = "id=" + ev.LastEventID + "  "
+		}
+		detail += ev.Data
+	case ev.Type == "open":
+		colour = ansiGreen
+	case ev.ReadyState == eventsource.Closed:
+		colour, detail = ansiRed, "closed"
+	default:
+		colour, detail = ansiYellow, "reconnecting"
+	}
+	if !isMessage(ev) && ev.Err != nil {
+		detail += ": " + ev.Err.Error()
+	}
+	if detail == "" {
+		p.paint(&b, colour, ev.Type)
+	} else {
+		p.paint(&b, colour, fmt.Sprintf("%-10s", ev.Type))
+		b.WriteString(" ")
+		indent := "\n" + strings.Repeat(" ", len(stamp)+2+max(10, len(ev.Type))+1)
+		b.WriteString(strings.ReplaceAll(detail, "\n", indent))
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(p.w, b.String())
+	return err
+}
+
+func (p *printer) paint(b *strings.Builder, colour, s string) {
+	if p.color {
+		b.WriteString(colour + s + ansiReset)
+		return
+	}
+	b.WriteString(s)
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
