@@ -87,7 +87,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "ssehub listen: %v\n", err)
 			return exitFail
 		}
-		if isMessage(ev) {
+		if ev.IsMessage() {
 			messages++
 			if *maxEvents > 0 && messages >= *maxEvents {
 				break
@@ -116,12 +116,6 @@ func addHeader(h http.Header, s string) error {
 	}
 	h.Add(k, v)
 	return nil
-}
-
-// isMessage reports whether ev is a MessageEvent (one the stream
-// dispatched) rather than the open or error event of the connection.
-func isMessage(ev eventsource.Event) bool {
-	return ev.Type != "open" && ev.Type != "error"
 }
 
 // A printer writes events as JSON lines or in an aligned human format.
@@ -160,7 +154,7 @@ func (p *printer) print(ev eventsource.Event) error {
 	if p.json {
 		var v any
 		switch {
-		case isMessage(ev):
+		case ev.IsMessage():
 			v = jsonMessage{ev.Type, ev.Data, ev.LastEventID}
 		case ev.Type == "open":
 			v = jsonOpen{ev.Type}
@@ -191,7 +185,7 @@ func (p *printer) human(ev eventsource.Event) error {
 	b.WriteString("  ")
 	var colour, detail string
 	switch {
-	case isMessage(ev):
+	case ev.IsMessage():
 		colour = ansiCyan
 		if ev.LastEventID != "" {
 			detail = "id=" + ev.LastEventID + "  "
@@ -204,7 +198,7 @@ func (p *printer) human(ev eventsource.Event) error {
 	default:
 		colour, detail = ansiYellow, "reconnecting"
 	}
-	if !isMessage(ev) && ev.Err != nil {
+	if !ev.IsMessage() && ev.Err != nil {
 		detail += ": " + ev.Err.Error()
 	}
 	if detail == "" {
