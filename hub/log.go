@@ -1,0 +1,94 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors of the Log contract. Backends return them, wrapped or not;
+// callers compare with errors.Is.
+var (
+	// ErrDuplicateID is returned by Append when an event's ID is already in
+	// the Log. Nothing of that batch is appended.
+	ErrDuplicateID = errors.New("hub: duplicate event id")
+	// ErrNotFound is returned by Lookup for an ID the Log does not hold,
+	// because it never did or because retention removed it.
+	ErrNotFound = errors.New("hub: event id not found")
+	// ErrLogClosed is returned by a Log's methods after Close.
+	ErrLogClosed = errors.New("hub: log closed")
+)
+
+// A Record is one event as the Log stores it.
+type Record struct {
+	// Pos is the record's global position, assigned by Append: positions
+	// start at 1 and increase by one per record across all topics, so one
+	// position resumes a subscription to any set of topics.
+	Pos uint64
+	// ID is the event ID sent to subscribers. Append assigns the decimal
+	// Pos when it is empty; IDs made only of ASCII digits are reserved for
+	// that, so a publisher's ID never collides with an assigned one.
+	ID string
+	// Topics are the topics the event is published to; at least one.
+	Topics []string
+	// Type is the event type; empty means "message".
+	Type string
+	// Data is the payload.
+	Data string
+	// Retry, when positive, is sent to subscribers as the event's retry
+	// field.
+	Retry time.Duration
+	// Private events go only to subscribers authorised for one of the
+	// topics (enforced once auth exists).
+	Private bool
+	// Time is when Append stored the record; retention by age uses it.
+	Time time.Time
+}
+
+// Retention bounds the history a Log keeps. A zero field means no bound
+// of that kind; the daemon never passes a zero Retention unless told to.
+type Retention struct {
+	MaxCount int           // keep at most this many records, the newest
+	MaxAge   time.Duration // drop records stored longer ago than this
+}
+
+// A Log is the hub's history and its bus: publishers append to it, and
+// every hub node tails it. Implementations live in store/ and pass the
+// contract suite in hub/logtest. A Log is safe for concurrent use.
+type Log interface {
+	// Append stores recs durably and in order, as one batch: it assigns
+	// each record's Pos and Time, and its ID when empty, and returns only
+	// once all of them are durable. It returns an error wrapping
+	// ErrDuplicateID, appending nothing, when an ID is already taken,
+	// also within the batch. Concurrent Appends may be committed together.
+	Append(ctx context.Context, recs []Record) error
+
+	// Read calls fn, in position order, for each record with Pos > after
+	// that has a topic matching one of sels, until fn returns false or the
+	// records held run out. Records appended during Read may or may not be
+	// seen. Backends may use sels to avoid scanning other topics.
+	Read(ctx context.Context, after uint64, sels []Selector, fn func(*Record) bool) error
+
+	// Tail calls fn, in position order and without gaps, with the records
+	// appended after position after, in batches as they become available,
+	// until ctx is done (then it returns ctx's error) or fn returns an
+	// error (then it returns that). It is the bus: every record reaches fn
+	// exactly once.
+	Tail(ctx context.Context, after uint64, fn func([]Record) error) error
+
+	// Lookup returns the position of the record with the given ID, or an
+	// error wrapping ErrNotFound.
+	Lookup(ctx context.Context, id string) (uint64, error)
+
+	// Bounds returns the positions of the oldest and newest records held,
+	// or 0, last when the Log holds none (last is the newest position ever
+	// assigned, 0 for a new Log).
+	Bounds(ctx context.Context) (first, last uint64, err error)
+
+	// Trim removes the oldest records beyond r and returns how many it
+	// removed.
+	Trim(ctx context.Context, r Retention) (int, error)
+
+	// Close releases the Log. Tail calls in progress return ErrLogClosed.
+	Close() error
+}
