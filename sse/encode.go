@@ -50,25 +50,35 @@ func AppendEvent(dst []byte, ev *Event) ([]byte, error) {
 // CRLF, CR and LF. A non-empty line gets a space after the prefix, so a
 // leading space in the text survives the one space a parser strips.
 func appendLines(dst []byte, prefix, text string) []byte {
+	// Two IndexByte searches are much faster than one IndexAny. lf is the
+	// index of the next LF in text, or len(text), kept from one line to
+	// the next while it is ahead, so that text with CR line breaks is not
+	// searched for an LF again at every line.
+	lf := -1
 	for {
-		i := strings.IndexAny(text, "\r\n")
-		line := text
-		if i >= 0 {
-			line = text[:i]
+		if lf < 0 {
+			if lf = strings.IndexByte(text, '\n'); lf < 0 {
+				lf = len(text)
+			}
+		}
+		i := lf // the line's end
+		if j := strings.IndexByte(text[:lf], '\r'); j >= 0 {
+			i = j
 		}
 		dst = append(dst, prefix...)
-		if line != "" {
+		if i > 0 {
 			dst = append(dst, ' ')
-			dst = append(dst, line...)
+			dst = append(dst, text[:i]...)
 		}
 		dst = append(dst, '\n')
-		if i < 0 {
+		if i == len(text) {
 			return dst
 		}
-		if text[i] == '\r' && i+1 < len(text) && text[i+1] == '\n' {
-			i++
+		next := i + 1 // past the line break
+		if text[i] == '\r' && next < len(text) && text[next] == '\n' {
+			next++
 		}
-		text = text[i+1:]
+		text, lf = text[next:], lf-next // lf < 0 once passed
 	}
 }
 
