@@ -1,0 +1,22 @@
+// Package web serves the hub's console page: one page of plain HTML, CSS and
+// JavaScript, with no build step, that subscribes to topics with the
+// browser's own EventSource, shows its readyState and the events as they
+// arrive, charts the event rate, and publishes events.
+//
+// The page reaches the hub's API through URLs relative to itself
+// ("events"), so it works at any base path, as long as that path ends in a
+// slash and the hub's API is served next to it:
+//
+//	mux := http.NewServeMux()
+//	mux.Handle("/events", hubHandler) // GET subscribes, POST publishes
+//	mux.Handle("/", web.Handler())    // the console page and its assets
+//
+// Behind a prefix, strip it and keep the trailing slash:
+//
+//	mux.Handle("/console/", http.StripPrefix("/console", web.Handler()))
+//
+// The page, its script and its style sheet are embedded in the binary. They
+// are sent with a strict Content-Security-Policy (no inline script or style;
+// every fetch, stream, script, style and image comes from the page's own
+// origin), and event data is always shown as text, never parsed as HTML.
+package web
