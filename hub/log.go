@@ -56,24 +56,33 @@ type Retention struct {
 // every hub node tails it. Implementations live in store/ and pass the
 // contract suite in hub/logtest. A Log is safe for concurrent use.
 type Log interface {
-	// Append stores recs durably and in order, as one batch: it assigns
-	// each record's Pos and Time, and its ID when empty, and returns only
-	// once all of them are durable. It returns an error wrapping
-	// ErrDuplicateID, appending nothing, when an ID is already taken,
-	// also within the batch. Concurrent Appends may be committed together.
+	// Append stores recs durably and in order, as one batch of
+	// consecutive positions: it assigns each record's Pos and Time, and
+	// its ID when empty, and returns only once all of them are durable.
+	// It returns an error wrapping ErrDuplicateID when an ID is already
+	// taken, also within the batch, or is made only of ASCII digits (those
+	// are reserved for assigned IDs). When Append returns an error,
+	// nothing of recs was appended. Concurrent Appends may be committed
+	// together. Append keeps no reference to recs.
 	Append(ctx context.Context, recs []Record) error
 
 	// Read calls fn, in position order, for each record with Pos > after
 	// that has a topic matching one of sels, until fn returns false or the
 	// records held run out. Records appended during Read may or may not be
-	// seen. Backends may use sels to avoid scanning other topics.
+	// seen; every record at or below the last position Bounds reported is.
+	// Backends may use sels to avoid scanning other topics, and must not
+	// hold a transaction across calls of fn, which may write to the
+	// network. fn may keep the records but must not modify them. Read
+	// returns ctx's error when ctx ends.
 	Read(ctx context.Context, after uint64, sels []Selector, fn func(*Record) bool) error
 
 	// Tail calls fn, in position order and without gaps, with the records
-	// appended after position after, in batches as they become available,
-	// until ctx is done (then it returns ctx's error) or fn returns an
-	// error (then it returns that). It is the bus: every record reaches fn
-	// exactly once.
+	// appended after position after, in non-empty batches as they become
+	// available, until ctx is done (then it returns ctx's error) or fn
+	// returns an error (then it returns that). It is the bus: every record
+	// reaches fn exactly once. The one exception is a Tail so far behind
+	// that Trim removed its next records: it goes on from the oldest
+	// record held.
 	Tail(ctx context.Context, after uint64, fn func([]Record) error) error
 
 	// Lookup returns the position of the record with the given ID, or an
@@ -90,5 +99,6 @@ type Log interface {
 	Trim(ctx context.Context, r Retention) (int, error)
 
 	// Close releases the Log. Tail calls in progress return ErrLogClosed.
+	// Close is idempotent.
 	Close() error
 }

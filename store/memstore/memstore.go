@@ -1,10 +1,9 @@
-// Package memstore is a hub.Log held in memory: for tests, and for users
-// who accept losing history on restart. It is safe for concurrent use.
 package memstore
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -14,7 +13,8 @@ import (
 
 var _ hub.Log = (*Store)(nil)
 
-// A Store is an in-memory hub.Log. The zero value is not usable; call New.
+// A Store is an in-memory hub.Log. It is safe for concurrent use and
+// starts no goroutines. The zero value is not usable; call New.
 type Store struct {
 	now func() time.Time
 
@@ -26,12 +26,14 @@ type Store struct {
 	closed bool
 }
 
-// New returns an empty Store.
+// New returns an empty Store. Close it to make its Tails return.
 func New() *Store {
 	return &Store{now: time.Now, ids: make(map[string]uint64), notify: make(chan struct{})}
 }
 
-// Append implements hub.Log.
+// Append implements hub.Log. It refuses an ID made only of ASCII
+// digits, the form of the IDs it assigns, with an error wrapping
+// hub.ErrDuplicateID. It keeps a copy of each record, not recs.
 func (s *Store) Append(ctx context.Context, recs []hub.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -47,6 +49,11 @@ func (s *Store) Append(ctx context.Context, recs []hub.Record) error {
 		if id == "" {
 			continue
 		}
+		if digits(id) {
+			// Reserved for assigned IDs: accepting "7" would collide
+			// with the ID assigned to position 7.
+			return fmt.Errorf("memstore: append %q: id of digits is reserved: %w", id, hub.ErrDuplicateID)
+		}
 		if _, dup := s.ids[id]; dup || seen[id] {
 			return fmt.Errorf("memstore: append %q: %w", id, hub.ErrDuplicateID)
 		}
@@ -61,11 +68,24 @@ func (s *Store) Append(ctx context.Context, recs []hub.Record) error {
 			r.ID = strconv.FormatUint(r.Pos, 10)
 		}
 		s.ids[r.ID] = r.Pos
-		s.recs = append(s.recs, *r)
+		stored := *r
+		stored.Topics = slices.Clone(r.Topics) // the caller keeps its slice
+		s.recs = append(s.recs, stored)
 	}
 	close(s.notify)
 	s.notify = make(chan struct{})
 	return nil
+}
+
+// digits reports whether id is made only of ASCII digits, the form
+// reserved for IDs that Append assigns.
+func digits(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if id[i] < '0' || id[i] > '9' {
+			return false
+		}
+	}
+	return id != ""
 }
 
 // indexAfterLocked returns the index in s.recs of the first record with
@@ -78,10 +98,14 @@ func (s *Store) indexAfterLocked(after uint64) int {
 	return min(i, len(s.recs))
 }
 
+// batch bounds how many records Read and Tail copy, and how many Read
+// examines, while holding the lock.
+const batch = 256
+
 // Read implements hub.Log. It copies the matching records under the lock,
-// then calls fn without it.
+// then calls fn without it. The records fn receives share their Topics
+// with the Store: fn may keep them but must not modify them.
 func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn func(*hub.Record) bool) error {
-	const batch = 256
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -93,7 +117,7 @@ func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn 
 		}
 		var out []hub.Record
 		i := s.indexAfterLocked(after)
-		for ; i < len(s.recs) && len(out) < batch; i++ {
+		for end := i + 16*batch; i < len(s.recs) && i < end && len(out) < batch; i++ {
 			if hub.MatchAny(sels, s.recs[i].Topics) {
 				out = append(out, s.recs[i])
 			}
@@ -114,9 +138,13 @@ func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn 
 	}
 }
 
-// Tail implements hub.Log.
+// Tail implements hub.Log. It calls fn with at most 256 records at a
+// time; as with Read, fn must not modify them.
 func (s *Store) Tail(ctx context.Context, after uint64, fn func([]hub.Record) error) error {
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -124,7 +152,7 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func([]hub.Record) er
 		}
 		var out []hub.Record
 		if i := s.indexAfterLocked(after); i < len(s.recs) {
-			out = append(out, s.recs[i:]...)
+			out = append(out, s.recs[i:min(i+batch, len(s.recs))]...)
 		}
 		wait := s.notify
 		s.mu.Unlock()
