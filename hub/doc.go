@@ -3,5 +3,75 @@
 //
 // The Log interface is defined here, where it is consumed; its backends
 // live in store/ (memstore, boltstore) and pass the contract suite in
-// hub/logtest.
+// hub/logtest. The hub never imports a backend: its caller passes one in.
+//
+//	h := hub.New(log, &hub.Options{Logger: logger, Registerer: prometheus.DefaultRegisterer})
+//	go func() { errc <- h.Run(ctx) }()    // tails the Log and fans out; nil once ctx is done
+//	mux.Handle("/events", h)                // also /healthz and /readyz
+//	...
+//	h.Shutdown(shutdownCtx)                 // ends the streams: clients reconnect elsewhere
+//	srv.Shutdown(shutdownCtx)
+//	log.Close()
+//
+// # API
+//
+// GET /events?topic=SEL&topic=SEL… subscribes. Each SEL is a topic or a
+// pattern (see Selector); at most 64 are allowed. The response is an event
+// stream that begins with a retry field and a comment, flushed at once.
+//
+//   - Without a Last-Event-ID (the header, or the lastEventID query
+//     parameter) the subscription is live only: it starts with an event
+//     holding only an id field, the Log's newest position, which sets the
+//     client's last event ID without dispatching anything, so that if it
+//     reconnects before any event arrives it resumes from the moment it
+//     first connected.
+//   - With a Last-Event-ID that the Log knows, the matching events after
+//     it are replayed, then live events follow with none missing and none
+//     repeated. An ID of digits is a position: "0" replays all history.
+//   - With an ID the Log does not know, or a position older than what the
+//     Log still holds, a GapEventType event comes first (see Gap), then
+//     every matching event still held.
+//
+// A comment heartbeat is sent when the stream is idle. A subscriber whose
+// queue fills up is disconnected; it reconnects and replays. While the Hub
+// is not running (Run has not started, or has returned), a subscription
+// stream is opened and ended at once, so that its EventSource retries;
+// after Close or Shutdown, subscriptions are refused with 503.
+//
+// POST /events publishes, with a body in one of three forms:
+//
+//   - application/x-www-form-urlencoded: topic (one or more), data, type,
+//     id, retry (milliseconds) and private (on);
+//   - application/json: an object with the same names, where topic is a
+//     string or a list of strings, retry a number and private a boolean,
+//     and data a string or any other JSON value, which is sent as its
+//     compact JSON text; unknown names are refused;
+//   - application/x-ndjson: such objects, one per line, appended as one
+//     batch: all or none.
+//
+// The answer is 200, text/plain, with the ID of each event on a line of
+// its own, once the Log's Append has returned (the events are durable). An
+// event needs at least one topic (at most 64), none with a wildcard. An id
+// or type may not hold CR, LF or NUL and is at most 256 bytes; an id made
+// only of digits is reserved for the IDs the Log assigns; text must be
+// valid UTF-8; retry is at most one day. Errors are RFC 9457
+// application/problem+json with type "about:blank": 400 bad input (with a
+// "line" member for NDJSON), 405, 409 an id already used, 413 body too
+// large, 415 wrong content type, 503 the Log failed.
+//
+// Private events are stored, but until subscribers can be authorised they
+// are delivered to no one, live or in a replay.
+//
+// GET /healthz answers 200 while the process serves; GET /readyz answers
+// 200 when Run is running and the Log answers Bounds, and 503 otherwise.
+//
+// # Metrics
+//
+// With Options.Registerer set, the Hub registers: ssehub_connections and
+// ssehub_subscriptions (gauges: open streams, and their selectors);
+// ssehub_publishes_total{outcome}; ssehub_events_appended_total;
+// ssehub_events_tailed_total; ssehub_deliveries_total;
+// ssehub_slow_disconnects_total; ssehub_replays_total;
+// ssehub_replayed_events_total; ssehub_gaps_total{reason}; and
+// ssehub_store_duration_seconds{op} (append, read, lookup, bounds).
 package hub

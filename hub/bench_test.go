@@ -1,0 +1,214 @@
+package hub
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/ssehttp"
+)
+
+// Benchmarks of the fan-out without a network: subscribers are queues
+// drained into Streams over a ResponseWriter that discards.
+
+var fanoutSizes = []int{10, 1000, 10000}
+
+// discardWriter is a ResponseWriter that throws bytes away and can flush
+// and set write deadlines, so that benchmarks measure the hub alone.
+type discardWriter struct{ h http.Header }
+
+func (d discardWriter) Header() http.Header            { return d.h }
+func (discardWriter) Write(p []byte) (int, error)      { return len(p), nil }
+func (discardWriter) WriteHeader(int)                  {}
+func (discardWriter) FlushError() error                { return nil }
+func (discardWriter) SetWriteDeadline(time.Time) error { return nil }
+
+func discardStream(b *testing.B) *ssehttp.Stream {
+	r := httptest.NewRequest(http.MethodGet, "/events", nil)
+	st, err := ssehttp.NewStream(discardWriter{make(http.Header)}, r, &ssehttp.Options{Heartbeat: -1, WriteTimeout: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
+}
+
+var benchRecord = Record{Topics: []string{"prices/acme"}, ID: "evt", Type: "price", Data: `{"symbol":"ACME","usd":42.17}`}
+
+// benchSubs registers n subscribers with selector sel on a running Hub,
+// each with a Stream to drain into.
+func benchSubs(b *testing.B, n int, sel string) (*Hub, []*subscriber, []*ssehttp.Stream) {
+	h := runningHub(b, &Options{QueueSize: 1024})
+	subs := make([]*subscriber, n)
+	streams := make([]*ssehttp.Stream, n)
+	for i := range subs {
+		subs[i] = newSubscriber(mustSelectors(b, sel), 1024)
+		if ok, err := h.register(subs[i]); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+		streams[i] = discardStream(b)
+	}
+	return h, subs, streams
+}
+
+// BenchmarkFanout delivers one event to every subscriber, exact or
+// pattern, and drains each queue into its Stream: push, signal, take, one
+// write and flush. ns/delivery is the cost per subscriber.
+func BenchmarkFanout(b *testing.B) {
+	for _, kind := range []struct{ name, sel string }{{"exact", "prices/acme"}, {"pattern", "prices/*"}} {
+		for _, n := range fanoutSizes {
+			b.Run(fmt.Sprintf("%s/%d", kind.name, n), func(b *testing.B) {
+				h, subs, streams := benchSubs(b, n, kind.sel)
+				spare := make([][]*frame, n)
+				rec := benchRecord
+				b.ReportAllocs()
+				for b.Loop() {
+					rec.Pos++
+					h.fanoutRecord(&rec)
+					for i, s := range subs {
+						<-s.signal
+						q, _ := s.take(spare[i])
+						if err := writeFrames(streams[i], q); err != nil {
+							b.Fatal(err)
+						}
+						clear(q)
+						spare[i] = q[:0]
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
+			})
+		}
+	}
+}
+
+// BenchmarkEncode compares encoding an event once and sharing the bytes
+// among n subscriber queues ("once", what the hub does) with encoding it
+// for each subscriber ("each").
+func BenchmarkEncode(b *testing.B) {
+	for _, mode := range []string{"once", "each"} {
+		for _, n := range fanoutSizes {
+			b.Run(fmt.Sprintf("%s/%d", mode, n), func(b *testing.B) {
+				subs := make([]*subscriber, n)
+				spare := make([][]*frame, n)
+				for i := range subs {
+					subs[i] = newSubscriber(nil, 1024)
+				}
+				rec := benchRecord
+				b.ReportAllocs()
+				for b.Loop() {
+					rec.Pos++
+					var f *frame
+					for _, s := range subs {
+						if f == nil || mode == "each" {
+							p, err := encodeRecord(&rec)
+							if err != nil {
+								b.Fatal(err)
+							}
+							f = &frame{pos: rec.Pos, b: p}
+						}
+						s.push(f)
+					}
+					for i, s := range subs {
+						<-s.signal
+						q, _ := s.take(spare[i])
+						clear(q)
+						spare[i] = q[:0]
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDrain writes a queue of k events to a Stream in one write.
+func BenchmarkDrain(b *testing.B) {
+	for _, k := range []int{1, 16, 256} {
+		b.Run(fmt.Sprint(k), func(b *testing.B) {
+			st := discardStream(b)
+			enc, _ := encodeRecord(&benchRecord)
+			q := make([]*frame, k)
+			for i := range q {
+				q[i] = &frame{pos: uint64(i + 1), b: enc}
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(k * len(enc)))
+			for b.Loop() {
+				if err := writeFrames(st, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkIdleSubscriber opens 1000 idle subscriptions over loopback
+// HTTP/1.1 (raw TCP clients, which hold next to nothing) and reports the
+// heap and stack they cost per subscription, connection included, and
+// the goroutines (net/http's: the connection's, which runs the handler,
+// and its background reader; the hub starts none).
+func BenchmarkIdleSubscriber(b *testing.B) {
+	const n = 1000
+	b.Run(fmt.Sprint(n), func(b *testing.B) {
+		h := runningHub(b, &Options{Heartbeat: -1})
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		var perSub, goroutines float64
+		for b.Loop() {
+			before, g0 := memInUse()
+			conns := make([]net.Conn, n)
+			for i := range conns {
+				c, err := net.Dial("tcp", srv.Listener.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				conns[i] = c
+				io.WriteString(c, "GET /events?topic=prices/acme HTTP/1.1\r\nHost: x\r\n\r\n")
+			}
+			for _, c := range conns { // read up to the id-only event: the handler is idle
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						b.Fatal(err)
+					}
+					if strings.HasPrefix(line, "id: ") {
+						break
+					}
+				}
+			}
+			after, g1 := memInUse()
+			perSub = float64(after-before) / n
+			goroutines = float64(g1-g0) / n
+			for _, c := range conns {
+				c.Close()
+			}
+			// Let the handlers end, so the next round starts clean.
+			for {
+				h.mu.RLock()
+				n := h.streams
+				h.mu.RUnlock()
+				if _, g := memInUse(); n == 0 && g <= g0 {
+					break
+				}
+			}
+		}
+		b.ReportMetric(perSub, "B/sub")
+		b.ReportMetric(goroutines, "goroutines/sub")
+	})
+}
+
+// memInUse returns the heap and stack in use after a GC, and the number
+// of goroutines.
+func memInUse() (uint64, int) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse, runtime.NumGoroutine()
+}

@@ -1,0 +1,358 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ssehub/ssehub/ssehttp"
+)
+
+// ErrRunning is returned by Run when another call to Run on the same Hub
+// is already tailing the Log.
+var ErrRunning = errors.New("hub: already running")
+
+// Defaults used when the matching Options field is zero.
+const (
+	// DefaultRetry is the reconnection delay sent to subscribers.
+	DefaultRetry = 2 * time.Second
+	// DefaultHeartbeat is the idle time after which a subscriber gets a
+	// heartbeat comment.
+	DefaultHeartbeat = ssehttp.DefaultHeartbeat
+	// DefaultQueueSize is the number of events a subscriber may have
+	// waiting to be written before it is disconnected as too slow.
+	DefaultQueueSize = 1024
+	// DefaultWriteTimeout bounds each write to a subscriber.
+	DefaultWriteTimeout = ssehttp.DefaultWriteTimeout
+	// DefaultMaxBodyBytes is the largest publish request body.
+	DefaultMaxBodyBytes = 1 << 20
+)
+
+// Limits on requests that the Options do not change.
+const (
+	// maxSelectors is the most topic parameters one subscription may have.
+	maxSelectors = 64
+	// maxFieldLen is the longest event ID or event type a publisher may
+	// give, in bytes.
+	maxFieldLen = 256
+	// maxRetryMS is the largest retry a publisher may give, one day in
+	// milliseconds.
+	maxRetryMS = 24 * 60 * 60 * 1000
+	// readyTimeout bounds the Log check of GET /readyz.
+	readyTimeout = 2 * time.Second
+)
+
+// Options configures a Hub. The zero value, like a nil *Options, gives the
+// defaults documented on each field. New copies the Options; changing them
+// afterwards has no effect.
+type Options struct {
+	// Retry is sent in a retry field when a subscriber connects: how long
+	// its EventSource waits before reconnecting after the stream ends. If
+	// zero, DefaultRetry (2s) is used; if negative, no retry field is sent
+	// and clients use their own default (3s in browsers).
+	Retry time.Duration
+
+	// Heartbeat is how long a subscriber's stream may stay idle before a
+	// comment is sent, so that proxies and clients do not time it out. If
+	// zero, DefaultHeartbeat (15s) is used; if negative, none is sent.
+	Heartbeat time.Duration
+
+	// QueueSize is how many events each subscriber may have waiting to
+	// be written. A subscriber whose queue is full when an event arrives
+	// is disconnected (and counted in ssehub_slow_disconnects_total): it
+	// reconnects with its Last-Event-ID and loses nothing, and it never
+	// delays the publisher or other subscribers. The queue holds pointers
+	// to encoded events shared by all subscribers, so a long queue costs
+	// 8 bytes a slot only while it is full. If zero or negative,
+	// DefaultQueueSize (1024) is used.
+	QueueSize int
+
+	// WriteTimeout bounds each write to a subscriber, so a peer that stops
+	// reading is disconnected after at most this long. If zero,
+	// DefaultWriteTimeout (10s) is used; if negative, writes have no
+	// deadline.
+	WriteTimeout time.Duration
+
+	// MaxBodyBytes is the largest publish request body accepted; a larger
+	// one is refused with 413. If zero or negative, DefaultMaxBodyBytes
+	// (1 MiB) is used.
+	MaxBodyBytes int64
+
+	// Logger receives the Hub's structured logs. Event data is never
+	// logged. If nil, logs are discarded.
+	Logger *slog.Logger
+
+	// Registerer, if not nil, is where the Hub registers its metrics
+	// (see the package documentation for their names). If nil, the
+	// metrics are kept but not registered anywhere.
+	Registerer prometheus.Registerer
+}
+
+// A Hub serves the ssehub HTTP API over a Log: publishers POST events,
+// which the Hub appends to the Log, and subscribers GET event streams,
+// which the Hub feeds from the Log, replaying history first when they
+// resume. Run must be running for subscriptions to receive live events.
+//
+// A Hub is safe for concurrent use. The zero value is not usable; call
+// New. The Hub does not close its Log: the caller does, after Shutdown.
+type Hub struct {
+	// Set by New and not changed after.
+	log        Log
+	opts       Options // with defaults applied
+	logger     *slog.Logger
+	m          *metrics
+	streamOpts ssehttp.Options
+
+	// ctx is cancelled by Close: it ends every subscription and Run.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu guards the fields below. Fan-out holds it for reading while it
+	// pushes one event to the matching subscribers; registering and
+	// unregistering subscribers hold it for writing.
+	mu       sync.RWMutex
+	closed   bool                     // Close or Shutdown was called
+	running  bool                     // a Run is tailing the Log
+	exact    map[string][]*subscriber // topic → subscribers with that exact selector
+	patterns []*subscriber            // subscribers with at least one wildcard selector
+	streams  int                      // registered subscribers, whose handlers have not returned
+	drained  chan struct{}            // closed when streams drops to 0 after Close; nil until Shutdown waits
+}
+
+// New returns a Hub that serves events from log, configured by opts (nil
+// means the defaults). Call Run to start delivering live events. New
+// panics if log is nil or if registering the metrics with
+// opts.Registerer fails (for example because another Hub registered them
+// there already).
+func New(log Log, opts *Options) *Hub {
+	if log == nil {
+		panic("hub: New with a nil Log")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Retry == 0 {
+		o.Retry = DefaultRetry
+	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{
+		log:    log,
+		opts:   o,
+		logger: o.Logger,
+		m:      newMetrics(o.Registerer),
+		streamOpts: ssehttp.Options{
+			Heartbeat:    o.Heartbeat,
+			WriteTimeout: o.WriteTimeout,
+			Retry:        max(o.Retry, 0),
+		},
+		exact: make(map[string][]*subscriber),
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	return h
+}
+
+// Run tails the Log from its current end and delivers every new event to
+// the subscribers whose selectors match it. It blocks until ctx is done or
+// the Hub is closed (by Close or Shutdown), and then returns nil; or until
+// the Log fails, and then returns the error. Run returns nil at once on a
+// closed Hub, and ErrRunning if another Run is in progress.
+//
+// Subscriptions are accepted only while Run runs: before, a subscriber's
+// stream is opened and ended at once, so that its EventSource retries.
+// When Run returns, it ends every subscriber's stream, since none would
+// receive live events any more; their clients reconnect.
+func (h *Hub) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(h.ctx, cancel)
+	defer stop()
+
+	start := time.Now()
+	_, last, err := h.log.Bounds(ctx)
+	h.m.observeStore(opBounds, start)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("hub: run: %w", err)
+	}
+
+	h.mu.Lock()
+	switch {
+	case h.closed:
+		h.mu.Unlock()
+		return nil
+	case h.running:
+		h.mu.Unlock()
+		return ErrRunning
+	}
+	h.running = true
+	h.mu.Unlock()
+	defer h.stopRunning()
+
+	h.logger.Info("hub running", "from", last)
+	err = h.log.Tail(ctx, last, h.fanout)
+	if ctx.Err() != nil {
+		h.logger.Info("hub stopped")
+		return nil
+	}
+	h.logger.Error("hub stopped: tail failed", "err", err)
+	return fmt.Errorf("hub: tail log: %w", err)
+}
+
+// stopRunning marks the Hub as not running and ends every subscription,
+// whose subscribers would otherwise wait for live events that no longer
+// come.
+func (h *Hub) stopRunning() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.running = false
+	for _, subs := range h.exact {
+		for _, s := range subs {
+			s.stop(errStopped)
+		}
+	}
+	for _, s := range h.patterns {
+		s.stop(errStopped)
+	}
+}
+
+// Close stops the Hub without waiting: new subscriptions are refused with
+// 503, every subscriber's stream ends (clients reconnect, to another node
+// if there is one), and Run returns. Publishing still works while the Log
+// is open. Close returns nil; calls after the first do nothing.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.cancel()
+	return nil
+}
+
+// Shutdown closes the Hub as Close does and then waits until every
+// subscription handler has returned, or until ctx is done, when it returns
+// ctx's error. Call it before http.Server.Shutdown, which would otherwise
+// wait forever for event streams, or from http.Server.RegisterOnShutdown.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.Close()
+	h.mu.Lock()
+	if h.streams == 0 {
+		h.mu.Unlock()
+		return nil
+	}
+	if h.drained == nil {
+		h.drained = make(chan struct{})
+	}
+	drained := h.drained
+	h.mu.Unlock()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ServeHTTP serves the hub's API:
+//
+//	GET  /events   subscribe (an event stream)
+//	POST /events   publish (form, JSON or NDJSON)
+//	GET  /healthz  liveness: 200 "ok" while the process serves
+//	GET  /readyz   readiness: 200 "ready" when Run is running and the Log answers, else 503
+//
+// Any other path is answered with 404, and any other method with 405,
+// both as application/problem+json.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/events":
+		switch r.Method {
+		case http.MethodGet:
+			h.serveSubscribe(w, r)
+		case http.MethodPost:
+			h.servePublish(w, r)
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			writeProblem(w, http.StatusMethodNotAllowed, "use GET to subscribe or POST to publish", nil)
+		}
+	case "/healthz":
+		if !getOrHead(w, r) {
+			return
+		}
+		writeText(w, http.StatusOK, "ok\n")
+	case "/readyz":
+		if !getOrHead(w, r) {
+			return
+		}
+		h.serveReady(w, r)
+	default:
+		writeProblem(w, http.StatusNotFound, "no such resource: "+strconv.Quote(r.URL.Path), nil)
+	}
+}
+
+// getOrHead answers 405 and reports false unless r is a GET or HEAD.
+func getOrHead(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	writeProblem(w, http.StatusMethodNotAllowed, "use GET", nil)
+	return false
+}
+
+// serveReady answers GET /readyz.
+func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
+	h.mu.RLock()
+	closed, running := h.closed, h.running
+	h.mu.RUnlock()
+	switch {
+	case closed:
+		writeProblem(w, http.StatusServiceUnavailable, "the hub is shutting down", nil)
+		return
+	case !running:
+		writeProblem(w, http.StatusServiceUnavailable, "the hub is not running", nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	start := time.Now()
+	_, _, err := h.log.Bounds(ctx)
+	h.m.observeStore(opBounds, start)
+	if err != nil {
+		h.logger.Warn("readiness check: log unavailable", "err", err)
+		writeProblem(w, http.StatusServiceUnavailable, "the log is unavailable", nil)
+		return
+	}
+	writeText(w, http.StatusOK, "ready\n")
+}
+
+// writeText writes a text/plain response.
+func writeText(w http.ResponseWriter, status int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}

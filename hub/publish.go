@@ -1,0 +1,389 @@
+package hub
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// maxTopics is the most topics one event may be published to.
+const maxTopics = 64
+
+// Content types a publish request may have.
+const (
+	ctForm   = "application/x-www-form-urlencoded"
+	ctJSON   = "application/json"
+	ctNDJSON = "application/x-ndjson"
+)
+
+// An inputError is a publish request's bad input, answered with 400.
+type inputError struct {
+	line int // 1-based line of an NDJSON body; 0 otherwise
+	msg  string
+}
+
+func (e *inputError) Error() string {
+	if e.line > 0 {
+		return fmt.Sprintf("line %d: %s", e.line, e.msg)
+	}
+	return e.msg
+}
+
+func badInput(format string, args ...any) *inputError {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// servePublish serves POST /events: it parses and checks the events,
+// appends them to the Log as one batch and, once that has returned,
+// answers 200 with their IDs, each on a line of its own.
+func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
+	var parse func([]byte) ([]Record, error)
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case ctForm:
+		parse = parseForm
+	case ctJSON:
+		parse = parseJSON
+	case ctNDJSON:
+		parse = parseNDJSON
+	default:
+		h.publishFailed(w, outcomeUnsupported, http.StatusUnsupportedMediaType,
+			"Content-Type must be "+ctForm+", "+ctJSON+" or "+ctNDJSON, nil)
+		return
+	}
+
+	var body bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= h.opts.MaxBodyBytes {
+		body.Grow(int(n) + 1)
+	}
+	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes)); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			h.publishFailed(w, outcomeTooLarge, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("the body exceeds %d bytes", h.opts.MaxBodyBytes), nil)
+			return
+		}
+		h.publishFailed(w, outcomeInvalid, http.StatusBadRequest, "cannot read the body", nil)
+		return
+	}
+
+	recs, err := parse(body.Bytes())
+	if err != nil {
+		p := new(problem)
+		if ie, ok := errors.AsType[*inputError](err); ok {
+			p.Line = ie.line
+		}
+		h.publishFailed(w, outcomeInvalid, http.StatusBadRequest, err.Error(), p)
+		return
+	}
+	if id, ok := repeatedID(recs); ok {
+		h.publishFailed(w, outcomeDuplicate, http.StatusConflict,
+			fmt.Sprintf("event id %q appears twice in the batch", id), nil)
+		return
+	}
+
+	t0 := time.Now()
+	err = h.log.Append(r.Context(), recs)
+	h.m.observeStore(opAppend, t0)
+	switch {
+	case errors.Is(err, ErrDuplicateID):
+		detail := "an event id of the batch is already in the log"
+		if len(recs) == 1 {
+			detail = fmt.Sprintf("event id %q is already in the log", recs[0].ID)
+		}
+		h.publishFailed(w, outcomeDuplicate, http.StatusConflict, detail, nil)
+		return
+	case err != nil:
+		h.logger.Warn("publish failed: append", "events", len(recs), "err", err)
+		h.publishFailed(w, outcomeUnavailable, http.StatusServiceUnavailable, "the log is unavailable", nil)
+		return
+	}
+	h.m.appended.Add(float64(len(recs)))
+	h.m.publishes.WithLabelValues(outcomeOK).Inc()
+
+	out := make([]byte, 0, 24*len(recs))
+	for i := range recs {
+		out = append(out, recs[i].ID...)
+		out = append(out, '\n')
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// publishFailed counts a refused publish request and answers it.
+func (h *Hub) publishFailed(w http.ResponseWriter, outcome string, status int, detail string, p *problem) {
+	h.m.publishes.WithLabelValues(outcome).Inc()
+	writeProblem(w, status, detail, p)
+}
+
+// repeatedID returns an ID given to two events of recs.
+func repeatedID(recs []Record) (string, bool) {
+	if len(recs) < 2 {
+		return "", false
+	}
+	seen := make(map[string]bool, len(recs))
+	for i := range recs {
+		id := recs[i].ID
+		if id == "" {
+			continue
+		}
+		if seen[id] {
+			return id, true
+		}
+		seen[id] = true
+	}
+	return "", false
+}
+
+// parseForm parses a form-encoded publish body: topic (one or more),
+// data, type, id, retry (milliseconds) and private ("on").
+func parseForm(body []byte) ([]Record, error) {
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, badInput("the form cannot be parsed")
+	}
+	rec := Record{Topics: vals["topic"]}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"data", &rec.Data}, {"type", &rec.Type}, {"id", &rec.ID}} {
+		if *f.dst, err = single(vals, f.name); err != nil {
+			return nil, err
+		}
+	}
+	retry, err := single(vals, "retry")
+	if err != nil {
+		return nil, err
+	}
+	if retry != "" {
+		ms, err := strconv.ParseUint(retry, 10, 64)
+		if err != nil || !allDigits(retry) || ms > maxRetryMS {
+			return nil, retryError()
+		}
+		rec.Retry = time.Duration(ms) * time.Millisecond
+	}
+	private, err := single(vals, "private")
+	if err != nil {
+		return nil, err
+	}
+	switch private {
+	case "on", "true", "1":
+		rec.Private = true
+	case "", "off", "false", "0":
+	default:
+		return nil, badInput("private must be on or off")
+	}
+	if err := check(&rec); err != nil {
+		return nil, err
+	}
+	return []Record{rec}, nil
+}
+
+// single returns the one value of the form field name, or "" when it is
+// absent, and an error when it is given more than once.
+func single(vals url.Values, name string) (string, error) {
+	switch v := vals[name]; len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], nil
+	}
+	return "", badInput("%s is given more than once", name)
+}
+
+func retryError() error {
+	return badInput("retry must be a whole number of milliseconds from 0 to %d", maxRetryMS)
+}
+
+// A jsonEvent is one event of a JSON or NDJSON publish body.
+type jsonEvent struct {
+	Topic   topicList       `json:"topic"`
+	Data    json.RawMessage `json:"data"` // a string, or any JSON value, kept as its compact text
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Retry   int64           `json:"retry"` // milliseconds
+	Private bool            `json:"private"`
+}
+
+// A topicList is a JSON string or list of strings.
+type topicList []string
+
+func (t *topicList) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = topicList{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return errors.New("topic must be a string or a list of strings")
+	}
+	*t = l
+	return nil
+}
+
+// parseJSON parses a JSON publish body: one object.
+func parseJSON(body []byte) ([]Record, error) {
+	rec, err := decodeEvent(body)
+	if err != nil {
+		return nil, err
+	}
+	return []Record{rec}, nil
+}
+
+// parseNDJSON parses an NDJSON publish body: one object a line. Blank
+// lines are skipped. An error names the first bad line.
+func parseNDJSON(body []byte) ([]Record, error) {
+	var recs []Record
+	line := 0
+	for len(body) > 0 {
+		line++
+		var l []byte
+		l, body, _ = bytes.Cut(body, []byte{'\n'})
+		if l = bytes.TrimSpace(l); len(l) == 0 {
+			continue
+		}
+		rec, err := decodeEvent(l)
+		if err != nil {
+			ie, ok := errors.AsType[*inputError](err)
+			if !ok {
+				ie = &inputError{msg: err.Error()}
+			}
+			ie.line = line
+			return nil, ie
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return nil, badInput("the body holds no event")
+	}
+	return recs, nil
+}
+
+// decodeEvent decodes and checks one JSON event object.
+func decodeEvent(b []byte) (Record, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var je jsonEvent
+	if err := dec.Decode(&je); err != nil {
+		return Record{}, jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Record{}, badInput("invalid JSON: more than one value")
+	}
+	if je.Retry < 0 || je.Retry > maxRetryMS {
+		return Record{}, retryError()
+	}
+	rec := Record{Topics: je.Topic, Type: je.Type, ID: je.ID, Retry: time.Duration(je.Retry) * time.Millisecond, Private: je.Private}
+	switch {
+	case len(je.Data) == 0 || string(je.Data) == "null":
+	case je.Data[0] == '"':
+		if err := json.Unmarshal(je.Data, &rec.Data); err != nil {
+			return Record{}, jsonError(err)
+		}
+	default:
+		var c bytes.Buffer
+		if err := json.Compact(&c, je.Data); err != nil {
+			return Record{}, jsonError(err)
+		}
+		rec.Data = c.String()
+	}
+	if err := check(&rec); err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+// jsonError describes a JSON decoding error without Go type names.
+func jsonError(err error) error {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return badInput("invalid JSON at byte %d", se.Offset)
+	}
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		if te.Field == "" {
+			return badInput("the event must be a JSON object")
+		}
+		return badInput("%s: wrong type (%s)", te.Field, te.Value)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return badInput("invalid JSON: unexpected end")
+	}
+	return badInput("invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// check checks a record to be published, and drops repeated topics. It
+// refuses what could break a stream or a client's Last-Event-ID: CR, LF
+// or NUL in the ID or type, invalid UTF-8, and an ID of digits only,
+// which the Log reserves for the IDs it assigns.
+func check(rec *Record) error {
+	switch {
+	case len(rec.Topics) == 0:
+		return badInput("topic is required")
+	case len(rec.Topics) > maxTopics:
+		return badInput("at most %d topics are allowed", maxTopics)
+	}
+	topics := rec.Topics[:0:0]
+next:
+	for _, t := range rec.Topics {
+		if !utf8.ValidString(t) {
+			return badInput("topic %q is not valid UTF-8", t)
+		}
+		if err := ValidTopic(t); err != nil {
+			return badInput("%s", trimPrefix(err))
+		}
+		for _, u := range topics {
+			if u == t {
+				continue next
+			}
+		}
+		topics = append(topics, t)
+	}
+	rec.Topics = topics
+	if err := checkField("id", rec.ID); err != nil {
+		return err
+	}
+	if allDigits(rec.ID) {
+		return badInput("id %q: ids made only of digits are reserved for the ids the hub assigns", rec.ID)
+	}
+	if err := checkField("type", rec.Type); err != nil {
+		return err
+	}
+	if !utf8.ValidString(rec.Data) {
+		return badInput("data is not valid UTF-8")
+	}
+	return nil
+}
+
+// checkField checks an event's ID or type.
+func checkField(name, v string) error {
+	switch {
+	case strings.ContainsAny(v, "\r\n\x00"):
+		return badInput("%s contains CR, LF or NUL", name)
+	case len(v) > maxFieldLen:
+		return badInput("%s is longer than %d bytes", name, maxFieldLen)
+	case !utf8.ValidString(v):
+		return badInput("%s is not valid UTF-8", name)
+	}
+	return nil
+}
+
+// trimPrefix returns err's text without the package prefix.
+func trimPrefix(err error) string {
+	return strings.TrimPrefix(err.Error(), "hub: ")
+}

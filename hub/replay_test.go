@@ -1,0 +1,384 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ssehub/ssehub/eventsource"
+	"github.com/ssehub/ssehub/hub"
+)
+
+// TestReplay checks resumption after a Last-Event-ID, given as the header
+// or the lastEventID query parameter: the matching events after it, then
+// live events, none repeated.
+func TestReplay(t *testing.T) {
+	// History: 1 a, 2 b, custom(3) a, 4 a, 5 b, x-6(6) a.
+	history := []url.Values{
+		{"topic": {"a"}}, {"topic": {"b"}}, {"topic": {"a"}, "id": {"custom"}},
+		{"topic": {"a"}}, {"topic": {"b"}}, {"topic": {"a"}, "id": {"x-6"}},
+	}
+	tests := []struct {
+		name   string
+		query  string
+		header string
+		want   []string
+	}{
+		{"header position", "topic=a", "2", []string{"custom", "4", "x-6"}},
+		{"query position", "topic=a&lastEventID=2", "", []string{"custom", "4", "x-6"}},
+		{"header wins", "topic=a&lastEventID=4", "2", []string{"custom", "4", "x-6"}},
+		{"publisher id", "topic=a", "custom", []string{"4", "x-6"}},
+		{"publisher id, other topic", "topic=b", "custom", []string{"5"}},
+		{"query publisher id", "topic=b&lastEventID=custom", "", []string{"5"}},
+		{"newest", "topic=a", "x-6", nil},
+		{"from zero", "topic=a", "0", []string{"1", "custom", "4", "x-6"}},
+		{"all topics", "topic=**", "0", []string{"1", "2", "custom", "4", "5", "x-6"}},
+		{"two selectors", "topic=b&topic=a", "4", []string{"5", "x-6"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			th := newTestHub(t, nil, nil)
+			for _, v := range history {
+				th.publish(t, v)
+			}
+			var header http.Header
+			if tt.header != "" {
+				header = http.Header{"Last-Event-Id": {tt.header}}
+			}
+			sub := th.subscribe(t, tt.query, header)
+			marker := th.publish(t, url.Values{"topic": {"a", "b"}, "data": {"live"}})
+			got := ids(sub.waitID(t, marker))
+			if want := append(tt.want, marker); !slices.Equal(got, want) {
+				t.Errorf("events = %q; want %q", got, want)
+			}
+			if got := th.metric(t, "ssehub_replays_total"); got != 1 {
+				t.Errorf("ssehub_replays_total = %v; want 1", got)
+			}
+			if got := th.metric(t, "ssehub_replayed_events_total"); got != float64(len(tt.want)) {
+				t.Errorf("ssehub_replayed_events_total = %v; want %d", got, len(tt.want))
+			}
+		})
+	}
+}
+
+// TestGap checks resumption from an ID the Log does not know, or from a
+// position older than the Log holds: a gap event, then what is held; and
+// no gap when nothing was lost.
+func TestGap(t *testing.T) {
+	type gapWant struct {
+		id     string // the gap event's id
+		reason string
+		first  string
+	}
+	tests := []struct {
+		name   string
+		trim   hub.Retention
+		lastID string
+		gap    *gapWant // nil: no gap event
+		from   int      // the first position replayed
+	}{
+		{"unknown", hub.Retention{MaxCount: 5}, "nope", &gapWant{"6", "unknown", "7"}, 7},
+		{"future position", hub.Retention{MaxCount: 5}, "999", &gapWant{"6", "unknown", "7"}, 7},
+		{"trimmed publisher id", hub.Retention{MaxCount: 5}, "pub-2", &gapWant{"6", "unknown", "7"}, 7},
+		{"expired position", hub.Retention{MaxCount: 5}, "3", &gapWant{"6", "expired", "7"}, 7},
+		{"zero, trimmed", hub.Retention{MaxCount: 5}, "0", &gapWant{"6", "expired", "7"}, 7},
+		{"just before the oldest", hub.Retention{MaxCount: 5}, "6", nil, 7},
+		{"held", hub.Retention{MaxCount: 5}, "8", nil, 9},
+		{"zero, untrimmed", hub.Retention{}, "0", nil, 1},
+		{"all gone, newest", hub.Retention{MaxAge: time.Nanosecond}, "11", nil, 12},
+		{"all gone, older", hub.Retention{MaxAge: time.Nanosecond}, "9", &gapWant{"11", "expired", "12"}, 12},
+		{"all gone, unknown", hub.Retention{MaxAge: time.Nanosecond}, "what", &gapWant{"11", "unknown", "12"}, 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			th := newTestHub(t, nil, nil)
+			// Positions 1 to 11; 2 has a publisher id.
+			for i := 1; i <= 11; i++ {
+				v := url.Values{"topic": {"t"}, "data": {strconv.Itoa(i)}}
+				if i == 2 {
+					v.Set("id", "pub-2")
+				}
+				th.publish(t, v)
+			}
+			if tt.trim != (hub.Retention{}) {
+				waitFor(t, waitTimeout, func() bool { // MaxAge needs the clock to move
+					_, err := th.log.Trim(context.Background(), tt.trim)
+					first, _, _ := th.log.Bounds(context.Background())
+					return err == nil && first != 1
+				})
+			}
+			sub := th.subscribe(t, "topic=t", http.Header{"Last-Event-Id": {tt.lastID}})
+			marker := th.publish(t, url.Values{"topic": {"t"}, "data": {"live"}})
+			got := sub.waitID(t, marker)
+
+			if tt.gap != nil {
+				ev := got[0]
+				got = got[1:]
+				var g hub.Gap
+				if err := json.Unmarshal([]byte(ev.Data), &g); err != nil {
+					t.Fatalf("gap data %q: %v", ev.Data, err)
+				}
+				want := hub.Gap{LastEventID: tt.lastID, Reason: tt.gap.reason, First: tt.gap.first}
+				if ev.Type != hub.GapEventType || ev.ID != tt.gap.id || g != want {
+					t.Errorf("first event = %+v (data %+v); want type %s, id %s, data %+v", ev, g, hub.GapEventType, tt.gap.id, want)
+				}
+				if n := th.metric(t, "ssehub_gaps_total", "reason", tt.gap.reason); n != 1 {
+					t.Errorf("ssehub_gaps_total{reason=%s} = %v; want 1", tt.gap.reason, n)
+				}
+			}
+			var want []string
+			for i := tt.from; i <= 12; i++ {
+				want = append(want, strconv.Itoa(i))
+				if i == 2 {
+					want[len(want)-1] = "pub-2"
+				}
+			}
+			if got := ids(got); !slices.Equal(got, want) {
+				t.Errorf("events = %q; want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestGapOnEmptyLog checks the gap event of a Log that never held an event.
+func TestGapOnEmptyLog(t *testing.T) {
+	th := newTestHub(t, nil, nil)
+	sub := th.subscribe(t, "topic=t&lastEventID=somewhere", nil)
+	id := th.publish(t, url.Values{"topic": {"t"}})
+	got := sub.waitID(t, id)
+	if len(got) != 2 || got[0].Type != hub.GapEventType || got[0].ID != "0" ||
+		got[0].Data != `{"lastEventId":"somewhere","reason":"unknown","first":"1"}` || got[1].ID != "1" {
+		t.Errorf("events = %+v; want a gap event with id 0 and first 1, then event 1", got)
+	}
+}
+
+// TestLiveOnly checks that a subscriber without a Last-Event-ID gets no
+// history, and that the position it is told at the start resumes it
+// without loss.
+func TestLiveOnly(t *testing.T) {
+	th := newTestHub(t, nil, nil)
+	appendN(t, th.log, "t", 5)
+	rs := th.rawSubscribe(t, "topic=t", nil)
+	lines := rs.lines(t, 5)
+	if lines[3] != "id: 5" {
+		t.Fatalf("start lines = %q; want an id-only event with id 5", lines)
+	}
+	rs.resp.Body.Close()
+	appendN(t, th.log, "t", 2) // missed while disconnected
+	sub := th.subscribe(t, "topic=t", http.Header{"Last-Event-Id": {"5"}})
+	if got := ids(sub.wait(t, 2)); !slices.Equal(got, []string{"6", "7"}) {
+		t.Errorf("resumed events = %q; want 6, 7", got)
+	}
+}
+
+// subscriberPlan is one subscriber of the concurrency tests.
+type subscriberPlan struct {
+	query  string
+	lastID string // "" for live only
+}
+
+var concurrentPlans = []subscriberPlan{
+	{"topic=t/**", "0"},
+	{"topic=**", "100"},
+	{"topic=t/0&topic=t/1&topic=t/2&topic=t/3", "250"},
+	{"topic=t/*&topic=t/2", "399"},
+	{"topic=t/**", ""},
+	{"topic=t/**&topic=x", "1"},
+	{"topic=*/*", ""},
+}
+
+// publishConcurrently runs publishers on every topic t/0…t/3, one through
+// HTTP NDJSON and the others straight to the Log, in batches of 1 to 7,
+// until stop is closed. It returns a function that waits for them to end,
+// and counts what they published in n.
+func publishConcurrently(t *testing.T, th *testHub, n *atomic.Int64, stop <-chan struct{}) (wait func()) {
+	var wg sync.WaitGroup
+	for p := range 4 {
+		wg.Go(func() {
+			topic := fmt.Sprint("t/", p)
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				batch := 1 + i%7
+				if p == 0 {
+					var b strings.Builder
+					for range batch {
+						fmt.Fprintf(&b, `{"topic":[%q,"x"],"data":"p%d"}`+"\n", topic, p)
+					}
+					resp, err := th.client.Post(th.srv.URL+"/events", ctNDJSON, strings.NewReader(b.String()))
+					if err != nil {
+						t.Errorf("publisher %d: %v", p, err)
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						t.Errorf("publisher %d: status %d", p, resp.StatusCode)
+						return
+					}
+				} else {
+					recs := make([]hub.Record, batch)
+					for j := range recs {
+						recs[j] = hub.Record{Topics: []string{topic}, Data: fmt.Sprint("p", p)}
+					}
+					if err := th.log.Append(context.Background(), recs); err != nil {
+						t.Errorf("publisher %d: %v", p, err)
+						return
+					}
+				}
+				n.Add(int64(batch))
+			}
+		})
+	}
+	return wg.Wait
+}
+
+// checkSequence checks that got holds consecutive positions from first
+// (or from its own first, when first is 0) to last.
+func checkSequence(t *testing.T, name string, got []string, first, last int) {
+	t.Helper()
+	if len(got) == 0 {
+		t.Errorf("%s: no events; want up to %d", name, last)
+		return
+	}
+	if first == 0 {
+		first, _ = strconv.Atoi(got[0])
+	}
+	if want := seq(first, last); !slices.Equal(got, want) {
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Errorf("%s: event %d is %s; want %s (%d events, want %d)", name, i, got[i], want[i], len(got), len(want))
+				return
+			}
+		}
+		t.Errorf("%s: got %d events %s…%s; want %d, %s…%s", name, len(got), got[0], got[len(got)-1], len(want), want[0], want[len(want)-1])
+	}
+}
+
+// TestReplayLiveConcurrent subscribes, with and without Last-Event-IDs,
+// while publishers run, and checks that every subscriber receives every
+// position after its start exactly once and in order: the replay and the
+// live events meet without a gap or a repeat.
+func TestReplayLiveConcurrent(t *testing.T) {
+	th := newTestHub(t, &hub.Options{QueueSize: 1 << 16, Heartbeat: -1}, nil)
+	appendN(t, th.log, "t/0", 400)
+
+	var published atomic.Int64
+	stop := make(chan struct{})
+	wait := publishConcurrently(t, th, &published, stop)
+	subs := make([]*testSub, len(concurrentPlans))
+	for i, p := range concurrentPlans {
+		// Join once the publishers have moved on since the last join.
+		since := published.Load()
+		waitFor(t, waitTimeout, func() bool { return published.Load() >= since+40 })
+		var header http.Header
+		if p.lastID != "" {
+			header = http.Header{"Last-Event-Id": {p.lastID}}
+		}
+		subs[i] = th.subscribe(t, p.query, header)
+	}
+	since := published.Load()
+	waitFor(t, waitTimeout, func() bool { return published.Load() >= since+200 })
+	close(stop)
+	wait()
+
+	_, last, _ := th.log.Bounds(context.Background())
+	for i, p := range concurrentPlans {
+		got := ids(subs[i].waitID(t, strconv.FormatUint(last, 10)))
+		first := 0
+		if p.lastID != "" {
+			first, _ = strconv.Atoi(p.lastID)
+			first++
+		}
+		checkSequence(t, fmt.Sprintf("subscriber %d (%s, Last-Event-ID %q)", i, p.query, p.lastID), got, first, int(last))
+	}
+}
+
+// TestReplayLiveEvictions is TestReplayLiveConcurrent with queues so short
+// that subscribers are disconnected as too slow again and again: each
+// reconnects (an eventsource client) with its Last-Event-ID and still
+// receives every event exactly once, in order.
+func TestReplayLiveEvictions(t *testing.T) {
+	th := newTestHub(t, &hub.Options{QueueSize: 2, Retry: time.Millisecond, Heartbeat: -1}, nil)
+	appendN(t, th.log, "t/0", 100)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		ids    []string
+		opens  int
+		reason string
+	}
+	var target atomic.Uint64 // the last position, once known
+	var lastSeen sync.Map    // subscriber → last id, for failure messages
+	results := make([]chan result, 3)
+	for i := range results {
+		results[i] = make(chan result, 1)
+		es, err := eventsource.New(th.srv.URL+"/events?topic=t/**", &eventsource.Options{
+			Client: th.client, LastEventID: "0", Retry: time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			var r result
+			for ev := range es.Events(ctx) {
+				switch {
+				case ev.Type == "open":
+					r.opens++
+				case ev.IsMessage():
+					r.ids = append(r.ids, ev.LastEventID)
+					lastSeen.Store(i, ev.LastEventID)
+				}
+				if want := target.Load(); want != 0 && len(r.ids) > 0 && r.ids[len(r.ids)-1] == strconv.FormatUint(want, 10) {
+					break
+				}
+			}
+			r.reason = fmt.Sprint(es.Err())
+			results[i] <- r
+		}()
+	}
+
+	var published atomic.Int64
+	stop := make(chan struct{})
+	wait := publishConcurrently(t, th, &published, stop)
+	waitFor(t, waitTimeout, func() bool {
+		return published.Load() >= 600 && th.metric(t, "ssehub_slow_disconnects_total") >= 3
+	})
+	close(stop)
+	wait()
+	_, last, _ := th.log.Bounds(context.Background())
+	// Publish once more, after setting target, so that every client sees
+	// an event once target is set, and stops on it.
+	last++
+	target.Store(last)
+	if id := th.publish(t, url.Values{"topic": {"t/9"}}); id != strconv.FormatUint(last, 10) {
+		t.Fatalf("marker id = %s; want %d", id, last)
+	}
+
+	timeout := time.After(waitTimeout)
+	for i := range results {
+		select {
+		case r := <-results[i]:
+			checkSequence(t, fmt.Sprintf("client %d (%d connections)", i, r.opens), r.ids, 1, int(last))
+			if r.opens < 2 {
+				t.Logf("client %d was never disconnected", i)
+			}
+		case <-timeout:
+			v, _ := lastSeen.Load(i)
+			t.Fatalf("client %d did not reach event %d; last saw %v", i, last, v)
+		}
+	}
+	t.Logf("slow disconnects: %v", th.metric(t, "ssehub_slow_disconnects_total"))
+}

@@ -1,0 +1,378 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ssehub/ssehub/sse"
+	"github.com/ssehub/ssehub/ssehttp"
+)
+
+// GapEventType is the type of the event the hub sends to a subscriber
+// that resumes from a Last-Event-ID it cannot resume from losslessly,
+// before the events it still holds. Its data is a Gap in JSON.
+const GapEventType = "ssehub-gap"
+
+// Reasons in a Gap.
+const (
+	gapUnknown = "unknown"
+	gapExpired = "expired"
+)
+
+// A Gap is the data of a GapEventType event, in JSON:
+//
+//	event: ssehub-gap
+//	id: 41
+//	data: {"lastEventId":"41","reason":"expired","first":"42"}
+//
+// It tells a client that resumed with a Last-Event-ID that events may be
+// missing before the ones that follow. The event's own id is the position
+// the replay starts after, so that a client reconnecting before the next
+// event resumes from there without being told of the gap again.
+type Gap struct {
+	// LastEventID is the Last-Event-ID the client sent.
+	LastEventID string `json:"lastEventId"`
+	// Reason is "expired" when the ID is a position the Log no longer
+	// holds (retention removed it and later events), and "unknown" when
+	// the Log does not know the ID: it never did, or retention removed a
+	// publisher-given ID, which the hub cannot tell apart.
+	Reason string `json:"reason"`
+	// First is the decimal position from which the stream is complete:
+	// every matching event at this position or later is delivered. It is
+	// the oldest position the Log holds, or the next position to be
+	// assigned when it holds none.
+	First string `json:"first"`
+}
+
+// Buffer sizes of a subscription.
+const (
+	// replayChunk is how many bytes of replayed events are written at once.
+	replayChunk = 32 << 10
+	// maxPooledBuf is the largest write buffer kept for reuse.
+	maxPooledBuf = 256 << 10
+	// maxSpare is the largest queue slice a writer keeps between drains;
+	// a subscriber that had a burst gives the larger one back.
+	maxSpare = 64
+)
+
+// bufPool holds *[]byte write buffers, shared by all subscriptions so that
+// an idle one holds none.
+var bufPool sync.Pool
+
+func getBuf() *[]byte {
+	if p, ok := bufPool.Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, 0, replayChunk+replayChunk/2)
+	return &b
+}
+
+func putBuf(p *[]byte) {
+	if cap(*p) > maxPooledBuf {
+		return
+	}
+	*p = (*p)[:0]
+	bufPool.Put(p)
+}
+
+// parseSelectors parses the topic parameters of a subscription, dropping
+// repeats.
+func parseSelectors(raw []string) ([]Selector, error) {
+	switch {
+	case len(raw) == 0:
+		return nil, errors.New("at least one topic parameter is required")
+	case len(raw) > maxSelectors:
+		return nil, fmt.Errorf("at most %d topic parameters are allowed", maxSelectors)
+	}
+	sels := make([]Selector, 0, len(raw))
+next:
+	for _, r := range raw {
+		for _, s := range sels {
+			if s.String() == r {
+				continue next
+			}
+		}
+		sel, err := ParseSelector(r)
+		if err != nil {
+			return nil, errors.New(trimPrefix(err))
+		}
+		sels = append(sels, sel)
+	}
+	return sels, nil
+}
+
+// serveSubscribe serves GET /events.
+//
+// The order of its steps is what makes replay and live delivery meet
+// without a gap or a repeat. It registers the subscriber for live events
+// first, so every event the fan-out handles from then on reaches its
+// queue; then it reads the Log's newest position, last: every event after
+// last is delivered live, and the queue drops those at or below it, which
+// the replay covers (or, for a first connection, which precede it). Both
+// happen before the stream opens, so an event published after the client
+// saw the stream open is always delivered.
+func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
+	sels, err := parseSelectors(r.URL.Query()["topic"])
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	s := newSubscriber(sels, h.opts.QueueSize)
+	registered, err := h.register(s)
+	if err != nil {
+		if h.opts.Retry > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.opts.Retry/time.Second))))
+		}
+		writeProblem(w, http.StatusServiceUnavailable, "the hub is shutting down", nil)
+		return
+	}
+	remote := slog.String("remote", r.RemoteAddr)
+
+	// The store calls end when the client goes or the hub closes,
+	// whichever is first.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(h.ctx, cancel)
+	defer stop()
+
+	var first, last uint64
+	if registered {
+		defer h.unregister(s)
+		t0 := time.Now()
+		first, last, err = h.log.Bounds(ctx)
+		h.m.observeStore(opBounds, t0)
+		if err == nil {
+			s.setFloor(last)
+		} else if ctx.Err() == nil {
+			h.logger.Warn("subscription ended: log unavailable", remote, "err", err)
+		}
+	}
+
+	st, serr := ssehttp.NewStream(w, r, &h.streamOpts)
+	if serr != nil {
+		if errors.Is(serr, ssehttp.ErrFlushUnsupported) {
+			h.logger.Error("subscription refused: response cannot flush", "err", serr)
+			writeProblem(w, http.StatusInternalServerError, "the response cannot be streamed", nil)
+		}
+		return
+	}
+	defer st.Close()
+	if !registered || err != nil {
+		// Not 503: an EventSource would give up for good. Ending the
+		// stream makes it retry after the retry delay.
+		_ = st.Comment("hub unavailable; reconnect later")
+		return
+	}
+	h.m.connections.Inc()
+	defer h.m.connections.Dec()
+	h.logger.Debug("subscribed", remote, "selectors", len(sels))
+
+	if err := h.start(ctx, st, s, first, last); err != nil {
+		if ctx.Err() == nil && st.Err() == nil {
+			h.logger.Warn("subscription ended: cannot start", remote, "err", err)
+		}
+		return
+	}
+	stop()
+	cancel()
+	err = h.writeLive(st, s)
+	switch {
+	case errors.Is(err, errSlow):
+		h.logger.Info("subscriber disconnected: too slow", remote, "queue", h.opts.QueueSize)
+	case errors.Is(err, errStopped):
+		h.logger.Debug("subscription ended: hub stopped", remote)
+	default:
+		h.logger.Debug("unsubscribed", remote, "err", err)
+	}
+}
+
+// start sends what a subscription begins with, after the opening bytes
+// NewStream sent: for a first connection (no Last-Event-ID), an event that
+// only sets the client's last event ID to last, so that its reconnection
+// resumes from there; for a resumption, a gap event if the ID cannot be
+// resumed from losslessly, then the matching events the Log holds after
+// it, up to last.
+//
+// first and last are the Log's bounds, read after s was registered, and
+// s's queue already drops the events at or below last.
+func (h *Hub) start(ctx context.Context, st *ssehttp.Stream, s *subscriber, first, last uint64) error {
+	lastID := st.LastEventID()
+	after, gap, err := h.resolve(ctx, lastID, first, last)
+	if err != nil {
+		return err
+	}
+	if after > last { // an ID appended since Bounds: not replayed, so not live either
+		s.setFloor(after)
+	}
+
+	bp := getBuf()
+	defer putBuf(bp)
+	b := *bp
+	defer func() { *bp = b }()
+
+	if lastID == "" {
+		b, _ = sse.AppendEvent(b, &sse.Event{ID: strconv.FormatUint(last, 10)}) // digits: cannot fail
+		return st.WriteRaw(b)
+	}
+	h.m.replays.Inc()
+	if gap != "" {
+		h.m.gaps.WithLabelValues(gap).Inc()
+		data, _ := json.Marshal(Gap{LastEventID: lastID, Reason: gap, First: strconv.FormatUint(after+1, 10)})
+		b, _ = sse.AppendEvent(b, &sse.Event{ID: strconv.FormatUint(after, 10), Type: GapEventType, Data: string(data)})
+	}
+	if after >= last {
+		return st.WriteRaw(b)
+	}
+
+	var (
+		n       int
+		werr    error
+		writing time.Duration // spent writing, to leave out of the read latency
+	)
+	t0 := time.Now()
+	err = h.log.Read(ctx, after, s.sels, func(rec *Record) bool {
+		if rec.Pos > last {
+			return false // past the floor: the queue has the rest
+		}
+		if rec.Private {
+			return true
+		}
+		nb, err := appendRecord(b, rec)
+		if err != nil {
+			h.logger.Error("event cannot be encoded; not replayed", "pos", rec.Pos, "id", strconv.Quote(rec.ID))
+			return true
+		}
+		b = nb
+		n++
+		if len(b) >= replayChunk {
+			w0 := time.Now()
+			werr = st.WriteRaw(b)
+			writing += time.Since(w0)
+			b = b[:0]
+		}
+		return werr == nil
+	})
+	h.m.store.WithLabelValues(opRead).Observe((time.Since(t0) - writing).Seconds())
+	h.m.replayed.Add(float64(n))
+	switch {
+	case werr != nil:
+		return werr
+	case err != nil:
+		return fmt.Errorf("hub: replay: %w", err)
+	case ctx.Err() != nil: // Read may stop early without an error
+		return ctx.Err()
+	}
+	return st.WriteRaw(b)
+}
+
+// resolve finds where a subscription resuming from lastID starts: it
+// replays the records after position after. gap is empty when that is
+// lossless, and otherwise why not. first and last are the Log's bounds.
+func (h *Hub) resolve(ctx context.Context, lastID string, first, last uint64) (after uint64, gap string, err error) {
+	if lastID == "" {
+		return last, "", nil
+	}
+	t0 := time.Now()
+	pos, err := h.log.Lookup(ctx, lastID)
+	h.m.observeStore(opLookup, t0)
+	switch {
+	case err == nil:
+		return pos, "", nil
+	case !errors.Is(err, ErrNotFound):
+		return 0, "", fmt.Errorf("hub: look up last event id: %w", err)
+	}
+	// The oldest position the replay can start after.
+	oldest := last
+	if first > 0 {
+		oldest = first - 1
+	}
+	// An ID of digits is a position: the hub assigned it, or the client
+	// has it from a gap event or from the start of a stream. The record
+	// need not be held: it is enough that no later one is gone.
+	if p, ok := parsePos(lastID); ok && p <= last {
+		if p >= oldest {
+			return p, "", nil
+		}
+		return oldest, gapExpired, nil
+	}
+	return oldest, gapUnknown, nil
+}
+
+// parsePos parses id as a position when it is made only of ASCII digits.
+func parsePos(id string) (uint64, bool) {
+	if !allDigits(id) {
+		return 0, false
+	}
+	p, err := strconv.ParseUint(id, 10, 64)
+	return p, err == nil
+}
+
+// allDigits reports whether s is non-empty and made only of ASCII digits.
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// writeLive is a subscription's writer loop: it waits for frames to be
+// queued and writes each batch of them with one write and one flush,
+// until the stream ends (client gone, a failed write), the hub ends the
+// subscription (too slow, Run stopped) or the hub closes. It returns why.
+// Heartbeats are the Stream's, sent from its own timer.
+func (h *Hub) writeLive(st *ssehttp.Stream, s *subscriber) error {
+	var spare []*frame
+	for {
+		select {
+		case <-s.signal:
+		case <-st.Done():
+			return st.Err()
+		case <-h.ctx.Done():
+			return errClosed
+		}
+		q, end := s.take(spare)
+		if end != nil {
+			return end
+		}
+		err := writeFrames(st, q)
+		clear(q) // let the frames go
+		spare = nil
+		if cap(q) <= maxSpare {
+			spare = q[:0]
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// writeFrames writes q to st with one write and one flush.
+func writeFrames(st *ssehttp.Stream, q []*frame) error {
+	switch len(q) {
+	case 0:
+		return nil
+	case 1:
+		return st.WriteRaw(q[0].b)
+	}
+	bp := getBuf()
+	b := (*bp)[:0]
+	for _, f := range q {
+		b = append(b, f.b...)
+	}
+	err := st.WriteRaw(b)
+	*bp = b
+	putBuf(bp)
+	return err
+}
