@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Exit statuses.
@@ -23,12 +24,14 @@ const (
 type command struct {
 	name    string
 	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
 }
 
 // commands lists the subcommands in the order "ssehub help" shows them.
 func commands() []command {
 	return []command{
+		{"serve", "run the hub (the default when no command is given)", runServe},
+		{"publish", "publish events to a hub", runPublish},
 		{"listen", "connect to an SSE stream and print what an EventSource observes", runListen},
 	}
 }
@@ -36,29 +39,29 @@ func commands() []command {
 // Main runs the ssehub command line with args (without the program name)
 // and returns the process exit status. It returns when the command is done
 // or ctx is cancelled.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
+		return runServe(ctx, args, stdin, stdout, stderr) // serve is the default
 	}
 	name := args[0]
-	switch name {
-	case "help", "-h", "-help", "--help":
+	if name == "help" || isHelp(name) {
 		usage(stdout)
 		return exitOK
 	}
 	for _, c := range commands() {
 		if c.name == name {
-			return c.run(ctx, args[1:], stdout, stderr)
+			return c.run(ctx, args[1:], stdin, stdout, stderr)
 		}
 	}
 	fmt.Fprintf(stderr, "ssehub: unknown command %q (run 'ssehub help')\n", name)
 	return exitUsage
 }
 
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "ssehub is a Server-Sent Events toolkit and hub.")
-	fmt.Fprintln(w, "\nUsage:\n  ssehub <command> [flags] [arguments]\n\nCommands:")
+	fmt.Fprintln(w, "\nUsage:\n  ssehub [command] [flags] [arguments]\n\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}

@@ -31,7 +31,7 @@ that is not text/event-stream); 2 for bad flags.
 Flags:
 `
 
-func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
 	jsonOut := fs.Bool("json", false, "print one JSON object per line for every event an EventSource fires")
 	header := http.Header{}

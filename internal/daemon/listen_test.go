@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -77,10 +78,15 @@ func status(code int) http.HandlerFunc {
 
 func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runMainIn(t, strings.NewReader(""), args...)
+}
+
+func runMainIn(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	code = Main(ctx, args, &out, &errOut)
+	code = Main(ctx, args, stdin, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 

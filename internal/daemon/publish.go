@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+const publishUsage = `Usage: ssehub publish --topic T [flags] [--data D]
+
+Publishes an event to a hub and prints its ID. Without --data, every line
+of standard input is the data of one event (empty lines are skipped); lines
+are sent in NDJSON batches, and the IDs are printed one per line, in order.
+
+Examples:
+  ssehub publish --topic chat/general --type message --data 'hello'
+  tail -f app.log | ssehub publish --url http://127.0.0.1:8080 --topic logs/app
+
+Flags:
+`
+
+// maxBatch bounds the events of one NDJSON request.
+const maxBatch = 1000
+
+// A publishEvent is one event as the hub's JSON and NDJSON publish API
+// takes it.
+type publishEvent struct {
+	Topic   []string `json:"topic"`
+	Data    string   `json:"data"`
+	Type    string   `json:"type,omitempty"`
+	ID      string   `json:"id,omitempty"`
+	Retry   int64    `json:"retry,omitempty"` // milliseconds
+	Private bool     `json:"private,omitempty"`
+}
+
+func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
+	hubURL := fs.String("url", "http://127.0.0.1:8080", "the hub's `URL` (its /events endpoint is used)")
+	var topics []string
+	fs.Func("topic", "publish to this `topic` (repeatable; at least one)", func(s string) error {
+		topics = append(topics, s)
+		return nil
+	})
+	typ := fs.String("type", "", "event type (default: message)")
+	id := fs.String("id", "", "event ID (default: assigned by the hub); only with --data")
+	data := fs.String("data", "", "event data; without it, each stdin line is one event")
+	retry := fs.Duration("retry", 0, "reconnection delay to send with the event")
+	private := fs.Bool("private", false, "deliver only to subscribers authorised for the topic")
+	withEnvHelp(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), publishUsage)
+		fs.PrintDefaults()
+	}
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	fail := func(status int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "ssehub publish: "+format+"\n", a...)
+		return status
+	}
+	if err := applyEnv(fs); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	dataGiven := false
+	fs.Visit(func(f *flag.Flag) { dataGiven = dataGiven || f.Name == "data" })
+	if os.Getenv(envName("data")) != "" {
+		dataGiven = true
+	}
+	endpoint, err := eventsURL(*hubURL)
+	switch {
+	case len(pos) > 0:
+		return fail(exitUsage, "unexpected argument %q (run 'ssehub publish -h')", pos[0])
+	case err != nil:
+		return fail(exitUsage, "--url: %v", err)
+	case len(topics) == 0:
+		return fail(exitUsage, "--topic is required")
+	case *id != "" && !dataGiven:
+		return fail(exitUsage, "--id needs --data: IDs are unique, so stdin lines get IDs from the hub")
+	case *retry < 0:
+		return fail(exitUsage, "--retry must not be negative")
+	}
+	p := &publisher{client: &http.Client{Timeout: 30 * time.Second}, url: endpoint, out: stdout}
+	base := publishEvent{Topic: topics, Type: *typ, ID: *id, Retry: retry.Milliseconds(), Private: *private}
+	if dataGiven {
+		ev := base
+		ev.Data = *data
+		err = p.send(ctx, []publishEvent{ev})
+	} else {
+		err = p.lines(ctx, stdin, base)
+	}
+	if err != nil {
+		return fail(exitFail, "%v", err)
+	}
+	return exitOK
+}
+
+// eventsURL returns the publish endpoint of the hub at base: base itself
+// when it already ends in /events.
+func eventsURL(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("%q is not an http(s) URL", base)
+	}
+	if !strings.HasSuffix(u.Path, "/events") {
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/events"
+	}
+	return u.String(), nil
+}
+
+// A publisher posts events to a hub and prints their IDs.
+type publisher struct {
+	client *http.Client
+	url    string
+	out    io.Writer
+}
+
+// lines publishes each non-empty line of r as one event's data. Lines are
+// batched while more input is already buffered, so a pipe is sent in large
+// NDJSON requests while a person typing sees each ID at once.
+func (p *publisher) lines(ctx context.Context, r io.Reader, base publishEvent) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var batch []publishEvent
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read stdin: %w", err)
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if line != "" {
+			ev := base
+			ev.Data = line
+			batch = append(batch, ev)
+		}
+		eof := err != nil
+		if len(batch) > 0 && (eof || len(batch) >= maxBatch || br.Buffered() == 0) {
+			if err := p.send(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+		if eof {
+			return nil
+		}
+	}
+}
+
+// send publishes events: one as JSON, several as an NDJSON batch.
+func (p *publisher) send(ctx context.Context, events []publishEvent) error {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	for _, ev := range events {
+		if err := enc.Encode(ev); err != nil {
+			return err
+		}
+	}
+	ctype := "application/json"
+	if len(events) > 1 {
+		ctype = "application/x-ndjson"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, &body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", ctype)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("read response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return problemError(resp, respBody)
+	}
+	ids := strings.Split(strings.TrimRight(string(respBody), "\n"), "\n")
+	if len(ids) != len(events) {
+		return fmt.Errorf("hub answered %d IDs for %d events", len(ids), len(events))
+	}
+	_, err = io.WriteString(p.out, strings.Join(ids, "\n")+"\n")
+	return err
+}
+
+// problemError makes a one-line error of an error response, using its
+// application/problem+json body when it has one.
+func problemError(resp *http.Response, body []byte) error {
+	msg := resp.Status
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	var prob struct{ Title, Detail string }
+	if mt == "application/problem+json" && json.Unmarshal(body, &prob) == nil {
+		if prob.Detail != "" {
+			msg += ": " + prob.Detail
+		} else if prob.Title != "" {
+			msg += ": " + prob.Title
+		}
+	} else if s := strings.TrimSpace(string(body)); s != "" && len(s) < 200 && !strings.Contains(s, "\n") {
+		msg += ": " + s
+	}
+	return errors.New("hub answered " + msg)
+}
