@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrInvalidSelector is wrapped by the errors of ParseSelector.
@@ -21,7 +23,7 @@ type Selector struct {
 
 // ParseSelector parses s. It refuses an empty selector, an empty segment,
 // a "**" that is not the last segment, a segment that mixes "*" with other
-// characters, and any control character.
+// characters, invalid UTF-8 and any control character (C0, DEL and C1).
 func ParseSelector(s string) (Selector, error) {
 	if s == "" {
 		return Selector{}, fmt.Errorf("%w: empty", ErrInvalidSelector)
@@ -38,7 +40,9 @@ func ParseSelector(s string) (Selector, error) {
 			wild = true
 		case strings.Contains(seg, "*"):
 			return Selector{}, fmt.Errorf("%w %q: * must be a whole segment", ErrInvalidSelector, s)
-		case strings.ContainsFunc(seg, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		case !utf8.ValidString(seg):
+			return Selector{}, fmt.Errorf("%w %q: invalid UTF-8", ErrInvalidSelector, s)
+		case strings.ContainsFunc(seg, unicode.IsControl):
 			return Selector{}, fmt.Errorf("%w %q: control character", ErrInvalidSelector, s)
 		}
 	}
