@@ -3,47 +3,14 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/ssehub/ssehub/internal/browsertest"
 )
-
-// buildSSEHub builds the ssehub binary into a temporary directory.
-func buildSSEHub(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ssehub")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	out, err := exec.Command(gobin, "build", "-o", bin, "github.com/ssehub/ssehub/cmd/ssehub").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// startProcess starts "ssehub serve" as its own process and waits until
-// it is ready. The process is killed when the test ends.
-func startProcess(t *testing.T, bin, addr, dataDir string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--data-dir", dataDir, "--retry", "200ms")
-	cmd.Stderr = t.Output()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	waitReady(t, "http://"+addr)
-	return cmd
-}
 
 // TestConsoleSurvivesHubRestart opens the console page of a real ssehub
 // process in Chromium, subscribes, sees a published event, then kills the
@@ -55,12 +22,7 @@ func TestConsoleSurvivesHubRestart(t *testing.T) {
 	}
 	ctx := browsertest.New(t, 2*time.Minute)
 	bin := buildSSEHub(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	dataDir := t.TempDir()
 	proc := startProcess(t, bin, addr, dataDir)
 	base := "http://" + addr
