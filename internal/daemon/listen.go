@@ -63,8 +63,6 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return fail("--timeout must not be negative")
 	case *retry < 0:
 		return fail("--retry must not be negative")
-	case strings.ContainsAny(*lastID, "\r\n\x00"):
-		return fail("--last-event-id must not contain CR, LF or NUL")
 	}
 	es, err := eventsource.New(pos[0], &eventsource.Options{
 		Header:      header,
@@ -101,18 +99,13 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	return exitOK
 }
 
-// addHeader parses "Key: Value" into h.
+// addHeader parses "Key: Value" into h. eventsource.New checks that the
+// name and value can be sent.
 func addHeader(h http.Header, s string) error {
 	k, v, ok := strings.Cut(s, ":")
 	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 	if !ok || k == "" {
 		return errors.New("want 'Key: Value'")
-	}
-	if strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) }) {
-		return fmt.Errorf("invalid header name %q", k)
-	}
-	if strings.ContainsAny(v, "\r\n\x00") {
-		return fmt.Errorf("header %s: value must not contain CR, LF or NUL", k)
 	}
 	h.Add(k, v)
 	return nil

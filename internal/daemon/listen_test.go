@@ -212,8 +212,8 @@ func TestListenBadUsage(t *testing.T) {
 		{"bad duration", []string{"listen", "--timeout", "soon", "http://a"}, "timeout"},
 		{"negative max", []string{"listen", "--max-events", "-1", "http://a"}, "max-events"},
 		{"bad header", []string{"listen", "--header", "NoColon", "http://a"}, "Key: Value"},
-		{"header injection", []string{"listen", "--header", "X: a\r\nB: c", "http://a"}, "CR, LF"},
-		{"id injection", []string{"listen", "--last-event-id", "a\nb", "http://a"}, "last-event-id"},
+		{"header injection", []string{"listen", "--header", "X: a\r\nB: c", "http://a"}, "invalid request header"},
+		{"id injection", []string{"listen", "--last-event-id", "a\nb", "http://a"}, "Last-Event-ID"},
 		{"bad scheme", []string{"listen", "ftp://example.com/x"}, "ftp"},
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 	}
