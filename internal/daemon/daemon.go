@@ -33,6 +33,7 @@ func commands() []command {
 		{"serve", "run the hub (the default when no command is given)", runServe},
 		{"publish", "publish events to a hub", runPublish},
 		{"listen", "connect to an SSE stream and print what an EventSource observes", runListen},
+		{"bench", "measure a hub: connections, deliveries/s, latency, loss, memory", runBench},
 	}
 }
 
