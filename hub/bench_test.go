@@ -7,7 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -149,19 +152,23 @@ func BenchmarkDrain(b *testing.B) {
 }
 
 // BenchmarkIdleSubscriber opens 1000 idle subscriptions over loopback
-// HTTP/1.1 (raw TCP clients, which hold next to nothing) and reports the
-// heap and stack they cost per subscription, connection included, and
-// the goroutines (net/http's: the connection's, which runs the handler,
-// and its background reader; the hub starts none).
+// HTTP/1.1 (raw TCP clients, which hold next to nothing) to a running Hub
+// and reports what they cost per subscription, connection included,
+// clients too: B/sub, the heap and stack in use after a GC;
+// RSS-B/sub, the growth of the process's resident set (VmRSS), which
+// also counts garbage not yet collected and memory the runtime keeps;
+// and goroutines/sub.
 func BenchmarkIdleSubscriber(b *testing.B) {
 	const n = 1000
 	b.Run(fmt.Sprint(n), func(b *testing.B) {
-		h := runningHub(b, &Options{Heartbeat: -1})
+		h := runHub(b, &Options{Heartbeat: -1})
 		srv := httptest.NewServer(h)
 		defer srv.Close()
-		var perSub, goroutines float64
+		var perSub, rssPerSub, goroutines float64
 		for b.Loop() {
+			debug.FreeOSMemory()
 			before, g0 := memInUse()
+			rss0 := vmRSS()
 			conns := make([]net.Conn, n)
 			for i := range conns {
 				c, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -183,25 +190,49 @@ func BenchmarkIdleSubscriber(b *testing.B) {
 					}
 				}
 			}
+			// Let the handlers that return (those that hand their
+			// subscribers over) return.
+			for g := -1; g != runtime.NumGoroutine(); {
+				g = runtime.NumGoroutine()
+				time.Sleep(10 * time.Millisecond)
+			}
+			rssPerSub = float64(vmRSS()-rss0) / n
 			after, g1 := memInUse()
 			perSub = float64(after-before) / n
 			goroutines = float64(g1-g0) / n
 			for _, c := range conns {
 				c.Close()
 			}
-			// Let the handlers end, so the next round starts clean.
+			// Let the streams end, so the next round starts clean.
 			for {
 				h.mu.RLock()
 				n := h.streams
 				h.mu.RUnlock()
-				if _, g := memInUse(); n == 0 && g <= g0 {
+				if n == 0 && runtime.NumGoroutine() <= g0 {
 					break
 				}
+				time.Sleep(10 * time.Millisecond)
 			}
 		}
 		b.ReportMetric(perSub, "B/sub")
+		b.ReportMetric(rssPerSub, "RSS-B/sub")
 		b.ReportMetric(goroutines, "goroutines/sub")
 	})
+}
+
+// vmRSS returns the process's resident set size, in bytes.
+func vmRSS() int64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // memInUse returns the heap and stack in use after a GC, and the number

@@ -38,6 +38,30 @@
 // stream is opened and ended at once, so that its EventSource retries;
 // after Close or Shutdown, subscriptions are refused with 503.
 //
+// # Connections
+//
+// Over HTTP/1.x without TLS, a subscription takes over its connection
+// once it is accepted, and ServeHTTP returns: the Hub writes the
+// response itself, close-delimited (Connection: close, neither
+// Content-Length nor chunked framing, which HTTP/1.0 clients understand
+// too), and its live events are written straight to the socket, with
+// writes that never block, by a few goroutines that Run starts, one per
+// processor, each serving its share of the subscribers. An idle
+// subscription holds no goroutine and no buffer: only its socket and its
+// queue, about a kilobyte. When events come faster than every
+// subscriber can be written, each write carries all the events queued
+// for its subscriber, and a shard waits up to 2ms between its passes so
+// that it does; a subscriber whose socket is full is written by a
+// goroutine of its own until it catches up, under the write timeout, so
+// it delays no one.
+//
+// Nothing reads a taken-over connection, so a client that goes away is
+// found by writing to it: a write that fails, or that does not finish
+// within WriteTimeout (the connection is then reset), ends the stream.
+// Idle connections are also looked at about once a second, without
+// blocking, for a peer that closed them. Over HTTP/2 and TLS, streams are
+// ssehttp's, each written by its own handler.
+//
 // POST /events publishes, with a body in one of three forms:
 //
 //   - application/x-www-form-urlencoded: topic (one or more), data, type,

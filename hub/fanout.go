@@ -2,9 +2,14 @@ package hub
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/ssehub/ssehub/sse"
 )
@@ -37,10 +42,22 @@ func appendRecord(dst []byte, rec *Record) ([]byte, error) {
 
 // A subscriber is one subscription's bounded queue, on the model of
 // nats-server's ipQueue: the fan-out appends shared frames to a
-// mutex-guarded slice and signals a 1-slot channel without ever blocking;
-// the subscription's handler goroutine, its only writer, waits for the
-// signal and writes everything queued at once. A push to a full queue ends
-// the subscription instead of waiting.
+// mutex-guarded slice without ever blocking, and whoever writes the
+// subscription drains everything queued at once. A push to a full queue
+// ends the subscription instead of waiting.
+//
+// One writer at a time owns the connection, and owner says which:
+//   - ownerHandler: the subscription's handler goroutine. It waits on
+//     signal. A stream over ssehttp (HTTP/2, TLS) stays with its handler;
+//     a taken-over HTTP/1.x connection is with it only until the opening
+//     bytes and the replay are written.
+//   - ownerShard: the subscriber's shard, which writes to the connection
+//     without blocking. A push that finds nothing scheduled puts the
+//     subscriber on the shard's ready list (see Hub.fanout).
+//   - ownerDrain: a goroutine of the shard that writes with blocking
+//     writes, while the socket's buffer is full (or when the connection
+//     cannot be written without blocking). It waits on signal, and hands
+//     the subscriber back to the shard once the queue is empty.
 type subscriber struct {
 	// Set by newSubscriber and not changed after.
 	sels     []Selector    // all the selectors, for replay
@@ -54,11 +71,38 @@ type subscriber struct {
 	// goroutine only.
 	seen uint64
 
-	mu    sync.Mutex // guards q, floor and end
-	q     []*frame   // queued frames, in position order
-	floor uint64     // frames at or below this position are dropped: replay covers them
-	end   error      // why the hub ended the subscription; nil while it is open
+	// sh is the shard that writes the subscriber's taken-over connection.
+	// It is set by register and not changed after.
+	sh *shard
+
+	// Set by the handler before the connection is handed to the shard,
+	// and not changed after; conn under mu, as endLocked reads it.
+	conn   net.Conn        // the taken-over connection; nil on an ssehttp stream
+	raw    syscall.RawConn // conn's, for writes that do not block; nil if it has none
+	remote string          // the client's address, for logs
+
+	mu        sync.Mutex // guards the fields below
+	q         []*frame   // queued frames, in position order
+	floor     uint64     // frames at or below this position are dropped: replay covers them
+	end       error      // why the subscription ended; nil while it is open
+	owner     uint8      // who writes to the connection: ownerHandler, ownerShard or ownerDrain
+	scheduled bool       // on its shard's ready list, or about to be
+	finished  bool       // the connection is closed and the subscriber unregistered, or about to be
+
+	// Owned by the connection's owner of the moment, handed over under mu.
+	lastWrite time.Duration // when the last write ended, on the Hub's clock
+	lastCheck time.Duration // when the shard last looked for a closed peer
+
+	// unregistered is set by unregister; guarded by the Hub's mu.
+	unregistered bool
 }
+
+// Owners of a subscriber's connection.
+const (
+	ownerHandler = iota
+	ownerShard
+	ownerDrain
+)
 
 // newSubscriber returns a subscriber for sels with a queue of size frames.
 func newSubscriber(sels []Selector, size int) *subscriber {
@@ -71,15 +115,21 @@ func newSubscriber(sels []Selector, size int) *subscriber {
 	return s
 }
 
-// Results of subscriber.push.
+// Results of subscriber.push, a base result and flags.
 const (
 	pushed  = iota // queued
 	dropped        // not queued: at or below the floor, or the subscription has ended
 	evicted        // the queue was full: the subscription is now ended
+
+	resultMask   = 3
+	needSchedule = 4 // the caller must put the subscriber on its shard's ready list
+	needUrgent   = 8 // the queue is half full: the shard should not wait to write it
 )
 
 // push queues f, or ends the subscription with errSlow if the queue is
-// full. It never blocks.
+// full. It never blocks. Its result is pushed, dropped or evicted, with
+// needSchedule set when the caller must put s on its shard's ready list
+// (s.scheduled is now set), and needUrgent when s's queue is half full.
 func (s *subscriber) push(f *frame) int {
 	s.mu.Lock()
 	switch {
@@ -87,14 +137,29 @@ func (s *subscriber) push(f *frame) int {
 		s.mu.Unlock()
 		return dropped
 	case len(s.q) >= s.max:
-		s.endLocked(errSlow)
+		r := evicted
+		if s.endLocked(errSlow) {
+			r |= needSchedule
+		}
 		s.mu.Unlock()
-		return evicted
+		return r
 	}
 	s.q = append(s.q, f)
+	r := pushed
+	if s.owner == ownerShard {
+		if !s.scheduled {
+			s.scheduled = true
+			r |= needSchedule
+		}
+		if len(s.q) == s.max/2+1 {
+			r |= needUrgent
+		}
+		s.mu.Unlock()
+		return r
+	}
 	s.mu.Unlock()
 	s.wake()
-	return pushed
+	return r
 }
 
 // setFloor makes the queue drop every frame at or below pos, those queued
@@ -124,25 +189,54 @@ func (s *subscriber) take(spare []*frame) ([]*frame, error) {
 	return q, s.end
 }
 
+// appendQueuedLocked appends the queued frames to b and empties the
+// queue, keeping its array unless it has grown large. s.mu must be held.
+func (s *subscriber) appendQueuedLocked(b []byte) []byte {
+	for _, f := range s.q {
+		b = append(b, f.b...)
+	}
+	clear(s.q)
+	if cap(s.q) > maxSpare {
+		s.q = nil
+	} else {
+		s.q = s.q[:0]
+	}
+	return b
+}
+
 // stop ends the subscription with err, unless it has ended already.
 func (s *subscriber) stop(err error) {
 	s.mu.Lock()
-	s.endLocked(err)
+	sched := s.endLocked(err)
 	s.mu.Unlock()
+	if sched {
+		s.sh.schedule(s)
+	}
 }
 
-// endLocked ends the subscription with err, unless it has ended already,
-// drops the queue and wakes the writer. s.mu must be held.
-func (s *subscriber) endLocked(err error) {
+// endLocked ends the subscription with err, unless it has ended already:
+// it drops the queue, wakes a writer goroutine, and interrupts a write in
+// progress on a taken-over connection. It reports whether the caller
+// must put s on its shard's ready list, for the shard to close the
+// connection. s.mu must be held.
+func (s *subscriber) endLocked(err error) bool {
 	if s.end != nil {
-		return
+		return false
 	}
 	s.end = err
 	s.q = nil // the writer will not write these: let them go now
+	if s.conn != nil {
+		_ = s.conn.SetWriteDeadline(aLongTimeAgo)
+	}
+	if s.owner == ownerShard && !s.scheduled {
+		s.scheduled = true
+		return true
+	}
 	s.wake()
+	return false
 }
 
-// wake signals the writer without blocking.
+// wake signals the writer goroutine without blocking.
 func (s *subscriber) wake() {
 	select {
 	case s.signal <- struct{}{}:
@@ -150,9 +244,32 @@ func (s *subscriber) wake() {
 	}
 }
 
-// register adds s to the fan-out index. It reports false, without
-// registering, when Run is not running, and returns errClosed when the Hub
-// is closed. A registered subscriber must be unregistered.
+// writeBlocking writes p to the taken-over connection, waiting at most
+// timeout (none if zero). It fails at once, without writing, once the
+// subscription has ended, and a write in progress when it ends is
+// interrupted. Only the connection's owner calls it.
+func (s *subscriber) writeBlocking(p []byte, timeout time.Duration) error {
+	s.mu.Lock()
+	if s.end != nil {
+		s.mu.Unlock()
+		return s.end
+	}
+	// Under mu, so that an end cannot come between the check and the
+	// deadline and have its interruption overwritten.
+	if timeout > 0 {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	s.mu.Unlock()
+	if _, err := s.conn.Write(p); err != nil {
+		return fmt.Errorf("hub: write: %w", err)
+	}
+	return nil
+}
+
+// register adds s to the fan-out index and gives it a shard. It reports
+// false, without registering, when Run is not running, and returns
+// errClosed when the Hub is closed. A registered subscriber must be
+// unregistered.
 func (h *Hub) register(s *subscriber) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -170,6 +287,10 @@ func (h *Hub) register(s *subscriber) (bool, error) {
 	if len(s.patterns) > 0 {
 		h.patterns = append(h.patterns, s)
 	}
+	if len(h.shards) > 0 {
+		s.sh = h.shards[h.nextShard%len(h.shards)]
+		h.nextShard++
+	}
 	h.streams++
 	h.m.subscriptions.Add(float64(len(s.sels)))
 	return true, nil
@@ -177,64 +298,137 @@ func (h *Hub) register(s *subscriber) (bool, error) {
 
 // unregister removes s, registered, from the fan-out index.
 func (h *Hub) unregister(s *subscriber) {
+	h.unregisterAll([]*subscriber{s})
+}
+
+// unregisterAll removes subs, each registered, from the fan-out index,
+// with one pass over each list they are in.
+func (h *Hub) unregisterAll(subs []*subscriber) {
+	if len(subs) == 0 {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, sel := range s.sels {
-		if sel.Exact() {
-			t := sel.String()
-			if subs := without(h.exact[t], s); len(subs) > 0 {
-				h.exact[t] = subs
-			} else {
-				delete(h.exact, t)
+	patterns := false
+	var topics []string
+	for _, s := range subs {
+		if s.unregistered {
+			continue
+		}
+		s.unregistered = true
+		for _, sel := range s.sels {
+			if sel.Exact() {
+				topics = append(topics, sel.String())
 			}
 		}
+		patterns = patterns || len(s.patterns) > 0
+		h.m.subscriptions.Sub(float64(len(s.sels)))
+		h.streams--
 	}
-	if len(s.patterns) > 0 {
-		h.patterns = without(h.patterns, s)
+	slices.Sort(topics)
+	for _, t := range slices.Compact(topics) {
+		subs, ok := h.exact[t]
+		if !ok {
+			continue // done already: a topic of several subscribers
+		}
+		if subs = withoutUnregistered(subs); len(subs) > 0 {
+			h.exact[t] = subs
+		} else {
+			delete(h.exact, t)
+		}
 	}
-	h.m.subscriptions.Sub(float64(len(s.sels)))
-	h.streams--
+	if patterns {
+		h.patterns = withoutUnregistered(h.patterns)
+	}
 	if h.streams == 0 && h.drained != nil {
 		close(h.drained)
 		h.drained = nil
 	}
 }
 
-// without removes s from subs, not keeping the order.
-func without(subs []*subscriber, s *subscriber) []*subscriber {
-	for i, x := range subs {
-		if x == s {
-			last := len(subs) - 1
-			subs[i] = subs[last]
-			subs[last] = nil
-			return subs[:last]
+// withoutUnregistered removes the unregistered subscribers from subs,
+// keeping the order of the others. h.mu must be held.
+func withoutUnregistered(subs []*subscriber) []*subscriber {
+	n := 0
+	for _, s := range subs {
+		if !s.unregistered {
+			subs[n] = s
+			n++
 		}
 	}
-	return subs
+	clear(subs[n:])
+	if n == 0 {
+		return nil
+	}
+	return subs[:n]
+}
+
+// forEachLocked calls fn for every registered subscriber, once or more
+// (a subscriber with several exact selectors is in several lists). h.mu
+// must be held.
+func (h *Hub) forEachLocked(fn func(*subscriber)) {
+	for _, subs := range h.exact {
+		for _, s := range subs {
+			fn(s)
+		}
+	}
+	for _, s := range h.patterns {
+		fn(s)
+	}
 }
 
 // fanout delivers a batch of records from the Log's tail to the
 // subscribers. It is Run's callback for Log.Tail, and never blocks on a
 // subscriber. Private records are delivered to no one until subscribers
 // can be authorised.
+//
+// Subscribers written by a shard are put on its ready list once per
+// batch, not once per record, and each shard is woken once per batch.
 func (h *Hub) fanout(recs []Record) error {
 	h.m.tailed.Add(float64(len(recs)))
+	var delivered, slowest int
 	for i := range recs {
 		if !recs[i].Private {
-			h.fanoutRecord(&recs[i])
+			// Not held across the batch: registering waits at most for
+			// one record.
+			h.mu.RLock()
+			d, e := h.fanoutRecordLocked(&recs[i])
+			h.mu.RUnlock()
+			delivered += d
+			slowest += e
 		}
+	}
+	for i := range h.pending {
+		p := &h.pending[i]
+		if len(p.subs) > 0 || p.urgent {
+			h.shards[i].enqueue(p.subs, p.urgent)
+			clear(p.subs)
+			p.subs, p.urgent = p.subs[:0], false
+		}
+	}
+	if delivered > 0 {
+		h.m.deliveries.Add(float64(delivered))
+	}
+	if slowest > 0 {
+		h.m.slow.Add(float64(slowest))
 	}
 	return nil
 }
 
-// fanoutRecord queues rec on every subscriber with a selector matching one
-// of its topics, once per subscriber. It encodes rec once, when it finds
-// the first such subscriber, and shares the bytes.
+// fanoutRecord delivers one record, as fanout does.
 func (h *Hub) fanoutRecord(rec *Record) {
+	_ = h.fanout([]Record{*rec})
+}
+
+// fanoutRecordLocked queues rec on every subscriber with a selector
+// matching one of its topics, once per subscriber, and returns how many
+// it queued it on and how many it evicted. It encodes rec once, when it
+// finds the first such subscriber, and shares the bytes. h.mu must be
+// held for reading.
+func (h *Hub) fanoutRecordLocked(rec *Record) (delivered, slowest int) {
 	var (
-		f                  *frame
-		delivered, slowest int
-		bad                bool
+		f   *frame
+		bad bool
 	)
 	deliver := func(s *subscriber) {
 		if s.seen == rec.Pos || bad {
@@ -249,15 +443,24 @@ func (h *Hub) fanoutRecord(rec *Record) {
 			}
 			f = &frame{pos: rec.Pos, b: b}
 		}
-		switch s.push(f) {
+		r := s.push(f)
+		switch r & resultMask {
 		case pushed:
 			delivered++
 		case evicted:
 			slowest++
 		}
+		if r&(needSchedule|needUrgent) != 0 {
+			p := &h.pending[s.sh.id]
+			if r&needSchedule != 0 {
+				p.subs = append(p.subs, s)
+			}
+			if r&needUrgent != 0 {
+				p.urgent = true
+			}
+		}
 	}
 
-	h.mu.RLock()
 	for _, t := range rec.Topics {
 		for _, s := range h.exact[t] {
 			deliver(s)
@@ -268,15 +471,9 @@ func (h *Hub) fanoutRecord(rec *Record) {
 			deliver(s)
 		}
 	}
-	h.mu.RUnlock()
 
 	if bad {
 		h.logger.Error("event cannot be encoded; not delivered", "pos", rec.Pos, "id", strconv.Quote(rec.ID))
 	}
-	if delivered > 0 {
-		h.m.deliveries.Add(float64(delivered))
-	}
-	if slowest > 0 {
-		h.m.slow.Add(float64(slowest))
-	}
+	return delivered, slowest
 }

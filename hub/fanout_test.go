@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"testing"
 	"unsafe"
@@ -35,6 +36,30 @@ func runningHub(t testing.TB, opts *Options) *Hub {
 	h.running = true
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// runHub returns a Hub over a nopLog with Run running, which Cleanup
+// closes, waiting for Run to return.
+func runHub(t testing.TB, opts *Options) *Hub {
+	t.Helper()
+	h := New(nopLog{}, opts)
+	errc := make(chan error, 1)
+	go func() { errc <- h.Run(context.Background()) }()
+	t.Cleanup(func() {
+		h.Close()
+		if err := <-errc; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	for {
+		h.mu.RLock()
+		running := h.running
+		h.mu.RUnlock()
+		if running {
+			return h
+		}
+		runtime.Gosched()
+	}
 }
 
 func mustSelectors(t testing.TB, raw ...string) []Selector {
@@ -199,5 +224,97 @@ func TestRegisterStates(t *testing.T) {
 	h.Close()
 	if ok, err := h.register(newSubscriber(mustSelectors(t, "a"), 1)); ok || !errors.Is(err, errClosed) {
 		t.Errorf("register after Close = %v, %v; want false, errClosed", ok, err)
+	}
+}
+
+// TestPushSchedule checks how a push tells the fan-out to put a
+// subscriber written by a shard on the shard's ready list: once until the
+// shard takes its queue, with urgency when the queue passes half full,
+// and without the writer goroutine's signal.
+func TestPushSchedule(t *testing.T) {
+	s := newSubscriber(nil, 4)
+	s.owner = ownerShard
+	for i, want := range []int{pushed | needSchedule, pushed, pushed | needUrgent} {
+		if got := s.push(&frame{pos: uint64(i + 1), b: []byte{'a' + byte(i)}}); got != want {
+			t.Errorf("push %d = %#x; want %#x", i+1, got, want)
+		}
+	}
+	if signalled(s) {
+		t.Error("a push to a shard's subscriber signalled a writer goroutine")
+	}
+	s.mu.Lock() // as the shard does
+	s.scheduled = false
+	b := s.appendQueuedLocked(nil)
+	s.mu.Unlock()
+	if string(b) != "abc" || len(queued(s)) != 0 {
+		t.Errorf("took %q, leaving %v; want abc, nothing", b, queued(s))
+	}
+	if got := s.push(&frame{pos: 4}); got != pushed|needSchedule {
+		t.Errorf("push after the shard took the queue = %#x; want pushed|needSchedule", got)
+	}
+	for pos := uint64(5); pos <= 7; pos++ {
+		s.push(&frame{pos: pos})
+	}
+	if got := s.push(&frame{pos: 8}); got != evicted {
+		t.Errorf("push to a full queue, scheduled already = %#x; want evicted", got)
+	}
+	s.mu.Lock()
+	s.scheduled = false
+	s.mu.Unlock()
+	if got := s.push(&frame{pos: 9}); got != dropped {
+		t.Errorf("push after eviction = %#x; want dropped", got)
+	}
+	// An end while not scheduled asks for scheduling: the shard closes
+	// the connection.
+	s2 := newSubscriber(nil, 4)
+	s2.owner = ownerShard
+	s2.mu.Lock()
+	sched := s2.endLocked(errStopped)
+	s2.mu.Unlock()
+	if !sched {
+		t.Error("endLocked of an idle shard subscriber did not ask for scheduling")
+	}
+}
+
+// TestFanoutBatch checks that the fan-out puts a shard's subscriber on
+// the ready list once per batch, however many records of the batch it
+// queues, and wakes the shard.
+func TestFanoutBatch(t *testing.T) {
+	h := runningHub(t, nil)
+	sh := newShard(h, 0)
+	h.shards = []*shard{sh}
+	h.pending = make([]pendingShard, 1)
+	subs := make([]*subscriber, 3)
+	for i := range subs {
+		subs[i] = newSubscriber(mustSelectors(t, "a"), 16)
+		if ok, err := h.register(subs[i]); !ok || err != nil {
+			t.Fatalf("register = %v, %v", ok, err)
+		}
+		if subs[i].sh != sh {
+			t.Fatal("registered subscriber not given the shard")
+		}
+		subs[i].owner = ownerShard
+	}
+	h.fanout([]Record{
+		{Pos: 1, Topics: []string{"a"}, Data: "1"},
+		{Pos: 2, Topics: []string{"a"}, Data: "2"},
+		{Pos: 3, Topics: []string{"a"}, Data: "3"},
+	})
+	if !slices.Equal(sh.ready, subs) {
+		t.Errorf("ready list = %v; want each subscriber once: %v", sh.ready, subs)
+	}
+	for _, s := range subs {
+		if got := queued(s); !slices.Equal(got, []uint64{1, 2, 3}) {
+			t.Errorf("queued %v; want [1 2 3]", got)
+		}
+	}
+	select {
+	case <-sh.wake:
+	default:
+		t.Error("the shard was not woken")
+	}
+	h.shards, h.pending = nil, nil
+	for _, s := range subs {
+		h.unregister(s)
 	}
 }

@@ -114,16 +114,31 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	epoch time.Time // the origin of the shards' clock (see Hub.now)
+
+	// pending holds, for each shard, the subscribers a fan-out batch has
+	// made ready, to be put on the shard's list at once at the end of the
+	// batch. It is owned by the fan-out, which runs on Run's goroutine.
+	pending []pendingShard
+
 	// mu guards the fields below. Fan-out holds it for reading while it
 	// pushes one event to the matching subscribers; registering and
 	// unregistering subscribers hold it for writing.
-	mu       sync.RWMutex
-	closed   bool                     // Close or Shutdown was called
-	running  bool                     // a Run is tailing the Log
-	exact    map[string][]*subscriber // topic → subscribers with that exact selector
-	patterns []*subscriber            // subscribers with at least one wildcard selector
-	streams  int                      // registered subscribers, whose handlers have not returned
-	drained  chan struct{}            // closed when streams drops to 0 after Close; nil until Shutdown waits
+	mu        sync.RWMutex
+	closed    bool                     // Close or Shutdown was called
+	running   bool                     // a Run is tailing the Log
+	exact     map[string][]*subscriber // topic → subscribers with that exact selector
+	patterns  []*subscriber            // subscribers with at least one wildcard selector
+	streams   int                      // registered subscribers, whose streams have not ended
+	drained   chan struct{}            // closed when streams drops to 0 after Close; nil until Shutdown waits
+	shards    []*shard                 // the running Run's shards; nil when not running
+	nextShard int                      // the shard to give the next subscriber
+}
+
+// A pendingShard is the part of a fan-out batch for one shard.
+type pendingShard struct {
+	subs   []*subscriber // to put on the shard's ready list
+	urgent bool          // one of them has a queue half full
 }
 
 // New returns a Hub that serves events from log, configured by opts (nil
@@ -168,6 +183,7 @@ func New(log Log, opts *Options) *Hub {
 			Retry:        max(o.Retry, 0),
 		},
 		exact: make(map[string][]*subscriber),
+		epoch: time.Now(),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h
@@ -179,10 +195,16 @@ func New(log Log, opts *Options) *Hub {
 // the Log fails, and then returns the error. Run returns nil at once on a
 // closed Hub, and ErrRunning if another Run is in progress.
 //
+// Run also writes the live events of the subscribers whose connections
+// the Hub has taken over (see ServeHTTP), with one goroutine per
+// processor (GOMAXPROCS), and a goroutine for each subscriber that
+// cannot take its events as fast as they come, for as long as that
+// lasts. It waits for all of them before it returns.
+//
 // Subscriptions are accepted only while Run runs: before, a subscriber's
 // stream is opened and ended at once, so that its EventSource retries.
-// When Run returns, it ends every subscriber's stream, since none would
-// receive live events any more; their clients reconnect.
+// When Run returns, it has ended every subscriber's stream, since none
+// would receive live events any more; their clients reconnect.
 func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -199,6 +221,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		return fmt.Errorf("hub: run: %w", err)
 	}
 
+	shards := make([]*shard, numShards())
+	for i := range shards {
+		shards[i] = newShard(h, i)
+	}
 	h.mu.Lock()
 	switch {
 	case h.closed:
@@ -209,10 +235,22 @@ func (h *Hub) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	h.running = true
+	h.shards = shards
 	h.mu.Unlock()
-	defer h.stopRunning()
+	h.pending = make([]pendingShard, len(shards))
+	var wg sync.WaitGroup
+	for _, sh := range shards {
+		wg.Go(sh.run)
+	}
+	defer func() {
+		h.stopRunning()
+		for _, sh := range shards {
+			sh.stop()
+		}
+		wg.Wait()
+	}()
 
-	h.logger.Info("hub running", "from", last)
+	h.logger.Info("hub running", "from", last, "shards", len(shards))
 	err = h.log.Tail(ctx, last, h.fanout)
 	if ctx.Err() != nil {
 		h.logger.Info("hub stopped")
@@ -229,14 +267,8 @@ func (h *Hub) stopRunning() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.running = false
-	for _, subs := range h.exact {
-		for _, s := range subs {
-			s.stop(errStopped)
-		}
-	}
-	for _, s := range h.patterns {
-		s.stop(errStopped)
-	}
+	h.shards = nil
+	h.forEachLocked(func(s *subscriber) { s.stop(errStopped) })
 }
 
 // Close stops the Hub without waiting: new subscriptions are refused with
@@ -246,15 +278,19 @@ func (h *Hub) stopRunning() {
 func (h *Hub) Close() error {
 	h.mu.Lock()
 	h.closed = true
+	h.forEachLocked(func(s *subscriber) { s.stop(errClosed) })
 	h.mu.Unlock()
 	h.cancel()
 	return nil
 }
 
 // Shutdown closes the Hub as Close does and then waits until every
-// subscription handler has returned, or until ctx is done, when it returns
-// ctx's error. Call it before http.Server.Shutdown, which would otherwise
-// wait forever for event streams, or from http.Server.RegisterOnShutdown.
+// subscriber's stream has ended (its connection closed, or its handler
+// returned), or until ctx is done, when it returns ctx's error. Call it
+// before http.Server.Shutdown, which would otherwise wait forever for
+// event streams over HTTP/2, and does not wait for the HTTP/1.x
+// connections the Hub has taken over; or call it from
+// http.Server.RegisterOnShutdown.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.Close()
 	h.mu.Lock()
@@ -284,6 +320,16 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 //
 // Any other path is answered with 404, and any other method with 405,
 // both as application/problem+json.
+//
+// A subscription over HTTP/1.x without TLS takes over its connection
+// from net/http (http.ResponseController.Hijack, which middleware allows
+// through Unwrap): the Hub writes a close-delimited response itself, with
+// the header fields already set on w and those of an event stream, and
+// ServeHTTP returns once the stream is under way, leaving it to the Hub
+// until it ends. That is what lets an idle subscriber cost about a
+// kilobyte of memory rather than the tens net/http holds for a
+// connection. Over HTTP/2 and TLS, or when w cannot be taken over,
+// ServeHTTP streams through ssehttp and returns when the stream ends.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/events":

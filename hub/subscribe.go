@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -118,6 +119,12 @@ next:
 // the replay covers (or, for a first connection, which precede it). Both
 // happen before the stream opens, so an event published after the client
 // saw the stream open is always delivered.
+//
+// Over HTTP/1.x without TLS it takes the connection over (see conn.go),
+// writes the opening and the replay itself, hands the subscriber to its
+// shard and returns, leaving the stream to the Hub. Otherwise (HTTP/2,
+// TLS, or a ResponseWriter that cannot be taken over) the stream is an
+// ssehttp.Stream, written by this handler until it ends.
 func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	sels, err := parseSelectors(r.URL.Query()["topic"])
 	if err != nil {
@@ -133,7 +140,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusServiceUnavailable, "the hub is shutting down", nil)
 		return
 	}
-	remote := slog.String("remote", r.RemoteAddr)
+	s.remote = r.RemoteAddr
 
 	// The store calls end when the client goes or the hub closes,
 	// whichever is first.
@@ -144,15 +151,30 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 
 	var first, last uint64
 	if registered {
-		defer h.unregister(s)
 		t0 := time.Now()
 		first, last, err = h.log.Bounds(ctx)
 		h.m.observeStore(opBounds, t0)
 		if err == nil {
 			s.setFloor(last)
 		} else if ctx.Err() == nil {
-			h.logger.Warn("subscription ended: log unavailable", remote, "err", err)
+			h.logger.Warn("subscription ended: log unavailable", slog.String("remote", s.remote), "err", err)
 		}
+	}
+
+	if registered && err == nil && r.ProtoMajor == 1 && r.TLS == nil && s.sh != nil {
+		conn, ok, herr := hijack(w)
+		switch {
+		case herr != nil:
+			h.unregister(s)
+			h.logger.Warn("subscription refused: cannot take over the connection", slog.String("remote", s.remote), "err", herr)
+			return
+		case ok:
+			h.serveTakenOver(ctx, conn, w.Header(), s, ssehttp.LastEventID(r), first, last)
+			return
+		}
+	}
+	if registered {
+		defer h.unregister(s)
 	}
 
 	st, serr := ssehttp.NewStream(w, r, &h.streamOpts)
@@ -172,38 +194,102 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	h.m.connections.Inc()
 	defer h.m.connections.Dec()
-	h.logger.Debug("subscribed", remote, "selectors", len(sels))
+	h.logger.Debug("subscribed", slog.String("remote", s.remote), "selectors", len(sels))
 
-	if err := h.start(ctx, st, s, first, last); err != nil {
+	if err := h.start(ctx, st, s, st.LastEventID(), first, last); err != nil {
 		if ctx.Err() == nil && st.Err() == nil {
-			h.logger.Warn("subscription ended: cannot start", remote, "err", err)
+			h.logger.Warn("subscription ended: cannot start", slog.String("remote", s.remote), "err", err)
 		}
 		return
 	}
 	stop()
 	cancel()
-	err = h.writeLive(st, s)
-	switch {
-	case errors.Is(err, errSlow):
-		h.logger.Info("subscriber disconnected: too slow", remote, "queue", h.opts.QueueSize)
-	case errors.Is(err, errStopped):
-		h.logger.Debug("subscription ended: hub stopped", remote)
-	default:
-		h.logger.Debug("unsubscribed", remote, "err", err)
+	h.logEnd(s.remote, h.writeLive(st, s))
+}
+
+// serveTakenOver serves a subscription whose connection conn it has
+// taken over: it writes the response head, built from hd, and the
+// opening bytes, then what start sends, and hands s to its shard. If
+// anything fails, or the subscription ends first, it closes conn and
+// unregisters s itself.
+func (h *Hub) serveTakenOver(ctx context.Context, conn net.Conn, hd http.Header, s *subscriber, lastID string, first, last uint64) {
+	h.m.connections.Inc()
+	h.logger.Debug("subscribed", slog.String("remote", s.remote), "selectors", len(s.sels))
+
+	// The head and opening bytes are written even if the subscription
+	// has ended already, so that the client sees a stream that ends, and
+	// retries. For a first connection, the id event goes with them.
+	bp := getBuf()
+	b := appendOpening(appendHead((*bp)[:0], hd), h.opts.Retry)
+	if lastID == "" {
+		b, _ = sse.AppendEvent(b, &sse.Event{ID: strconv.FormatUint(last, 10)}) // digits: cannot fail
+	}
+	if h.opts.WriteTimeout > 0 {
+		_ = conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
+	}
+	_, err := conn.Write(b)
+	*bp = b[:0]
+	putBuf(bp)
+	s.mu.Lock()
+	s.conn = conn // from now on, ending s interrupts its writes
+	s.mu.Unlock()
+	s.raw = rawConnOf(conn)
+
+	hw := &handlerWriter{s: s, timeout: h.opts.WriteTimeout, failed: err != nil}
+	if err == nil && lastID != "" {
+		err = h.start(ctx, hw, s, lastID, first, last)
+	}
+	if err == nil && s.sh.adopt(s) {
+		return
+	}
+	if err != nil {
+		if ctx.Err() == nil && !hw.failed {
+			h.logger.Warn("subscription ended: cannot start", slog.String("remote", s.remote), "err", err)
+		}
+		s.stop(err) // unless it has ended already
+	}
+	if h.finish(s) {
+		h.unregister(s)
 	}
 }
 
-// start sends what a subscription begins with, after the opening bytes
-// NewStream sent: for a first connection (no Last-Event-ID), an event that
-// only sets the client's last event ID to last, so that its reconnection
-// resumes from there; for a resumption, a gap event if the ID cannot be
-// resumed from losslessly, then the matching events the Log holds after
-// it, up to last.
+// A handlerWriter writes the replay of a taken-over connection, from its
+// handler's goroutine, with blocking writes.
+type handlerWriter struct {
+	s       *subscriber
+	timeout time.Duration
+	failed  bool // a write failed (or the subscription ended)
+}
+
+func (w *handlerWriter) WriteRaw(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	err := w.s.writeBlocking(p, max(w.timeout, 0))
+	w.failed = w.failed || err != nil
+	return err
+}
+
+// A streamWriter writes bytes already in the wire format, with one write
+// and one flush: an ssehttp.Stream, or a handlerWriter.
+type streamWriter interface {
+	WriteRaw(p []byte) error
+}
+
+// start sends what a subscription begins with, after the opening bytes:
+// for a first connection (no Last-Event-ID), an event that only sets the
+// client's last event ID to last, so that its reconnection resumes from
+// there; for a resumption, a gap event if the ID cannot be resumed from
+// losslessly, then the matching events the Log holds after it, up to
+// last.
 //
 // first and last are the Log's bounds, read after s was registered, and
 // s's queue already drops the events at or below last.
-func (h *Hub) start(ctx context.Context, st *ssehttp.Stream, s *subscriber, first, last uint64) error {
-	lastID := st.LastEventID()
+func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID string, first, last uint64) error {
+	if lastID == "" {
+		b, _ := sse.AppendEvent(nil, &sse.Event{ID: strconv.FormatUint(last, 10)}) // digits: cannot fail
+		return st.WriteRaw(b)
+	}
 	after, gap, err := h.resolve(ctx, lastID, first, last)
 	if err != nil {
 		return err
@@ -217,10 +303,6 @@ func (h *Hub) start(ctx context.Context, st *ssehttp.Stream, s *subscriber, firs
 	b := *bp
 	defer func() { *bp = b }()
 
-	if lastID == "" {
-		b, _ = sse.AppendEvent(b, &sse.Event{ID: strconv.FormatUint(last, 10)}) // digits: cannot fail
-		return st.WriteRaw(b)
-	}
 	h.m.replays.Inc()
 	if gap != "" {
 		h.m.gaps.WithLabelValues(gap).Inc()
