@@ -42,13 +42,7 @@ func TestBenchFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := runMain(t, append([]string{"bench"}, tt.args...)...)
-			if code != exitUsage {
-				t.Errorf("exit status %d; want %d", code, exitUsage)
-			}
-			if stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tt.want) {
-				t.Errorf("stdout %q, stderr %q; want nothing, and one line containing %q", stdout, stderr, tt.want)
-			}
+			checkFails(t, append([]string{"bench"}, tt.args...), exitUsage, tt.want)
 		})
 	}
 }

@@ -81,6 +81,20 @@ func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return runMainIn(t, strings.NewReader(""), args...)
 }
 
+// checkFails runs ssehub with args and checks that it exits with status
+// code and says why in one line on stderr containing want, with nothing on
+// stdout.
+func checkFails(t *testing.T, args []string, code int, want string) {
+	t.Helper()
+	got, stdout, stderr := runMain(t, args...)
+	if got != code {
+		t.Errorf("exit status %d; want %d", got, code)
+	}
+	if stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("stdout %q, stderr %q; want nothing, and one line on stderr containing %q", stdout, stderr, want)
+	}
+}
+
 func runMainIn(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -218,15 +232,7 @@ func TestListenBadUsage(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, "unknown command"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := runMain(t, tt.args...)
-			if code != exitUsage {
-				t.Errorf("exit status %d; want %d", code, exitUsage)
-			}
-			if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tt.want) {
-				t.Errorf("stderr = %q; want one line containing %q", stderr, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkFails(t, tt.args, exitUsage, tt.want) })
 	}
 }
 

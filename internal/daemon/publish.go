@@ -9,12 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/problem"
 )
 
 const publishUsage = `Usage: ssehub publish --topic T [flags] [--data D]
@@ -73,11 +73,8 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if err := applyEnv(fs); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	dataGiven := false
+	dataGiven := false // on the command line or, through applyEnv, in SSEHUB_DATA
 	fs.Visit(func(f *flag.Flag) { dataGiven = dataGiven || f.Name == "data" })
-	if os.Getenv(envName("data")) != "" {
-		dataGiven = true
-	}
 	endpoint, err := eventsURL(*hubURL)
 	switch {
 	case len(pos) > 0:
@@ -188,7 +185,7 @@ func (p *publisher) send(ctx context.Context, events []publishEvent) error {
 		return fmt.Errorf("read response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return problemError(resp, respBody)
+		return errors.New("hub answered " + problem.Message(resp, respBody))
 	}
 	ids := strings.Split(strings.TrimRight(string(respBody), "\n"), "\n")
 	if len(ids) != len(events) {
@@ -196,22 +193,4 @@ func (p *publisher) send(ctx context.Context, events []publishEvent) error {
 	}
 	_, err = io.WriteString(p.out, strings.Join(ids, "\n")+"\n")
 	return err
-}
-
-// problemError makes a one-line error of an error response, using its
-// application/problem+json body when it has one.
-func problemError(resp *http.Response, body []byte) error {
-	msg := resp.Status
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	var prob struct{ Title, Detail string }
-	if mt == "application/problem+json" && json.Unmarshal(body, &prob) == nil {
-		if prob.Detail != "" {
-			msg += ": " + prob.Detail
-		} else if prob.Title != "" {
-			msg += ": " + prob.Title
-		}
-	} else if s := strings.TrimSpace(string(body)); s != "" && len(s) < 200 && !strings.Contains(s, "\n") {
-		msg += ": " + s
-	}
-	return errors.New("hub answered " + msg)
 }

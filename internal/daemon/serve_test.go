@@ -38,13 +38,7 @@ func TestServeFlags(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			code, _, stderr := runMain(t, tt.args...)
-			if code != exitUsage {
-				t.Errorf("exit status %d; want %d", code, exitUsage)
-			}
-			if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tt.want) {
-				t.Errorf("stderr = %q; want one line containing %q", stderr, tt.want)
-			}
+			checkFails(t, tt.args, exitUsage, tt.want)
 		})
 	}
 }
@@ -211,6 +205,17 @@ func TestServeEndpoints(t *testing.T) {
 	}
 }
 
+// TestPublishDataFromEnv checks that SSEHUB_DATA counts as --data: the
+// event is published once, with the given ID, and stdin is not read.
+func TestPublishDataFromEnv(t *testing.T) {
+	base, _ := startServe(t, testServeConfig(t, "127.0.0.1:0"))
+	t.Setenv("SSEHUB_DATA", "from env")
+	code, stdout, stderr := runMainIn(t, strings.NewReader("not read\n"), "publish", "--url", base, "--topic", "a", "--id", "env-1")
+	if code != exitOK || stdout != "env-1\n" {
+		t.Errorf("publish with SSEHUB_DATA: status %d, stdout %q, stderr %q; want 0 and the ID env-1", code, stdout, stderr)
+	}
+}
+
 func TestPublishErrors(t *testing.T) {
 	base, _ := startServe(t, testServeConfig(t, "127.0.0.1:0"))
 	tests := []struct {
@@ -227,14 +232,6 @@ func TestPublishErrors(t *testing.T) {
 		{"hub down", []string{"publish", "--url", "http://127.0.0.1:1", "--topic", "a", "--data", "x"}, exitFail, "127.0.0.1:1"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := runMain(t, tt.args...)
-			if code != tt.code {
-				t.Errorf("exit status %d; want %d", code, tt.code)
-			}
-			if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tt.want) {
-				t.Errorf("stderr = %q; want one line containing %q", stderr, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkFails(t, tt.args, tt.code, tt.want) })
 	}
 }

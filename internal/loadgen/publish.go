@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ssehub/ssehub/internal/problem"
 )
 
 // Bounds of publishing.
@@ -221,26 +222,10 @@ func (p *publisher) post(ctx context.Context, body *bytes.Buffer, n uint64) erro
 		return fmt.Errorf("read publish response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return statusProblem(resp, b)
+		return fmt.Errorf("publish: hub answered %s", problem.Message(resp, b))
 	}
 	if ids := uint64(bytes.Count(b, []byte("\n"))); ids != n {
 		return fmt.Errorf("hub answered %d IDs for %d events", ids, n)
 	}
 	return nil
-}
-
-// statusProblem makes a one-line error of an error response, with the
-// detail of its application/problem+json body if it has one.
-func statusProblem(resp *http.Response, body []byte) error {
-	msg := resp.Status
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	var prob struct{ Title, Detail string }
-	if mt == "application/problem+json" && json.Unmarshal(body, &prob) == nil {
-		if prob.Detail != "" {
-			msg += ": " + prob.Detail
-		} else if prob.Title != "" {
-			msg += ": " + prob.Title
-		}
-	}
-	return fmt.Errorf("publish: hub answered %s", msg)
 }
