@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -33,6 +34,8 @@ const (
 	DefaultWriteTimeout = ssehttp.DefaultWriteTimeout
 	// DefaultMaxBodyBytes is the largest publish request body.
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultCORSMaxAge is how long a browser may cache a preflight.
+	DefaultCORSMaxAge = 10 * time.Minute
 )
 
 // Limits on requests that the Options do not change.
@@ -85,6 +88,56 @@ type Options struct {
 	// (1 MiB) is used.
 	MaxBodyBytes int64
 
+	// Tokens verifies bearer tokens. If nil, the hub is open: anyone may
+	// publish, and private events go to no one. If set, publishing needs
+	// a token whose Grant.Publish covers every topic of the event (401
+	// without a valid token, 403 when it does not cover them), and
+	// private events go only to subscribers whose Grant.Subscribe matches
+	// one of the topics they received them on.
+	//
+	// A token is taken from the Authorization header ("Bearer ..."), else
+	// from the TokenCookie cookie (subscriptions only: a cookie rides
+	// along on any request a page makes, so a publish must prove intent
+	// with a header), else, when TokenQuery is set, from the access_token
+	// query parameter (subscriptions only).
+	Tokens TokenVerifier
+
+	// TokenCookie is the name of the cookie a subscriber's token may be
+	// in. If empty, DefaultTokenCookie ("ssehub_token") is used.
+	TokenCookie string
+
+	// TokenQuery lets a subscriber give its token in the access_token
+	// query parameter. Off by default: URLs end up in logs and histories.
+	// The hub never logs the query.
+	TokenQuery bool
+
+	// NoAnonymous refuses subscribers without a token (401), when Tokens
+	// is set. By default they are served public events only.
+	NoAnonymous bool
+
+	// CORSOrigins lists the origins ("https://app.example.com") whose
+	// pages may use the hub from the browser. A request from one of them
+	// is answered with that origin in Access-Control-Allow-Origin and
+	// with Access-Control-Allow-Credentials: true; a request with an
+	// Origin that is neither listed nor the hub's own is refused with
+	// 403, so a page elsewhere can neither read a stream nor publish
+	// with a visitor's cookie. "*" is not accepted.
+	CORSOrigins []string
+
+	// CORSMaxAge is how long a browser may cache a preflight answer. If
+	// zero, DefaultCORSMaxAge (10 minutes) is used.
+	CORSMaxAge time.Duration
+
+	// Limits is what the hub accepts from one request or one client.
+	Limits Limits
+
+	// TrustedProxies are the peers whose X-Forwarded-For header gives the
+	// client's address, for logs and the per-client stream limit. The
+	// client is the rightmost address in the header that is not itself
+	// a trusted proxy. Requests from other peers are taken at their
+	// word: their own address.
+	TrustedProxies []netip.Prefix
+
 	// Logger receives the Hub's structured logs. Event data is never
 	// logged. If nil, logs are discarded.
 	Logger *slog.Logger
@@ -93,6 +146,52 @@ type Options struct {
 	// (see the package documentation for their names). If nil, the
 	// metrics are kept but not registered anywhere.
 	Registerer prometheus.Registerer
+}
+
+// Limits bound what the hub accepts. A zero field gives the default
+// documented on it; a negative one, where allowed, removes the bound.
+type Limits struct {
+	// MaxTopics is the most topics one event may be published to (400).
+	// If zero, 64.
+	MaxTopics int
+
+	// MaxSelectors is the most topic parameters one subscription may
+	// have (400). If zero, 64.
+	MaxSelectors int
+
+	// MaxSelectorBytes is the longest topic or selector, in bytes (400),
+	// in a subscription, an event or a token. If zero, 256.
+	MaxSelectorBytes int
+
+	// MaxEventBytes is the largest event data, in bytes (413). If zero,
+	// 256 KiB. It cannot be more than Options.MaxBodyBytes allows.
+	MaxEventBytes int
+
+	// MaxStreams is the most event streams the hub serves at once (429
+	// with Retry-After). If zero, 100,000; if negative, no bound.
+	MaxStreams int
+
+	// MaxStreamsPerClient is the most event streams one client address
+	// may hold at once (429 with Retry-After). If zero, 1,000; if
+	// negative, no bound.
+	MaxStreamsPerClient int
+
+	// PublishRate is how many events a second one token may publish,
+	// sustained (429 with Retry-After beyond it). A token may publish
+	// PublishBurst events at once. If zero, 10,000 a second; if
+	// negative, no bound. Anonymous publishing (open mode) is not
+	// limited.
+	PublishRate float64
+
+	// PublishBurst is the most events one token may publish at once; a
+	// larger batch is refused with 413. If zero, one second of
+	// PublishRate (at least 1).
+	PublishBurst int
+
+	// BodyTimeout bounds the reading of a publish request's body, so a
+	// client that sends it slowly cannot hold a handler forever (408).
+	// If zero, 30s; if negative, no bound.
+	BodyTimeout time.Duration
 }
 
 // A Hub serves the ssehub HTTP API over a Log: publishers POST events,
