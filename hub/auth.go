@@ -3,6 +3,11 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
 	"time"
 )
 
@@ -57,3 +62,171 @@ const (
 	// Options.TokenQuery allows it.
 	tokenQueryParam = "access_token"
 )
+
+// AuthEventType is the type of the event the hub sends a subscriber just
+// before it ends the stream because the subscriber's token expired. Its
+// data is {"reason":"expired"}. It has no id, so the client's
+// Last-Event-ID stays that of the last event it received, and its
+// reconnection, with fresh credentials, resumes from there.
+const AuthEventType = "ssehub-auth"
+
+// errExpired ends a subscription whose grant has expired, once the
+// AuthEventType event is written.
+var errExpired = errors.New("hub: token expired")
+
+// authFrame is the AuthEventType event, shared by every subscriber whose
+// grant expires. Its position is past every record's, so that no floor
+// drops it.
+var authFrame = &frame{
+	pos: math.MaxUint64,
+	b:   []byte("event: " + AuthEventType + "\ndata: {\"reason\":\"expired\"}\n\n"),
+}
+
+// errNoToken is a request's missing token, where one is needed.
+var errNoToken = errors.New("a token is required")
+
+// token returns the bearer token r carries, or "" for none. A
+// subscription may carry it in the token cookie, or in the access_token
+// query parameter when that is allowed; a publish only in the
+// Authorization header (see Options.Tokens).
+func (h *Hub) token(r *http.Request, subscribe bool) (string, error) {
+	if v := r.Header.Get("Authorization"); v != "" {
+		scheme, tok, ok := strings.Cut(v, " ")
+		tok = strings.TrimSpace(tok)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return "", fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", ErrInvalidToken)
+		}
+		return tok, nil
+	}
+	if !subscribe {
+		return "", nil
+	}
+	if c, err := r.Cookie(h.opts.TokenCookie); err == nil && c.Value != "" {
+		return c.Value, nil
+	}
+	if h.opts.TokenQuery {
+		return r.URL.Query().Get(tokenQueryParam), nil
+	}
+	return "", nil
+}
+
+// authenticate returns the grant of r's token, or nil for a request
+// without one, or when the hub is open (no Options.Tokens). When r must
+// not go on, it answers r (401, or 503 when the token cannot be checked
+// now) and reports false.
+func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, subscribe bool) (*Grant, bool) {
+	if h.opts.Tokens == nil {
+		return nil, true
+	}
+	g, ok := h.verify(w, r, subscribe)
+	if !ok {
+		h.m.refused.WithLabelValues(refusedToken).Inc()
+	}
+	return g, ok
+}
+
+// verify does the work of authenticate.
+func (h *Hub) verify(w http.ResponseWriter, r *http.Request, subscribe bool) (*Grant, bool) {
+	tok, err := h.token(r, subscribe)
+	if err == nil && tok == "" {
+		if subscribe && !h.opts.NoAnonymous {
+			return nil, true
+		}
+		err = errNoToken
+	}
+	var g *Grant
+	if err == nil {
+		g, err = h.opts.Tokens.Verify(r.Context(), tok)
+		switch {
+		case err != nil:
+		case g == nil:
+			err = fmt.Errorf("%w: it grants nothing", ErrInvalidToken)
+		case subscribe && !g.Expires.IsZero() && !g.Expires.After(time.Now()):
+			// Within the verifier's leeway, but a stream would end at
+			// once, and its client reconnect at once, again and again.
+			err = fmt.Errorf("%w: it has expired", ErrInvalidToken)
+		}
+	}
+	switch {
+	case err == nil:
+		return g, true
+	case errors.Is(err, errNoToken):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub"`)
+		writeProblem(w, http.StatusUnauthorized, errNoToken.Error(), nil)
+	case errors.Is(err, ErrInvalidToken):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="invalid_token"`)
+		writeProblem(w, http.StatusUnauthorized, trimPrefix(err), nil)
+	default:
+		h.logger.Warn("token cannot be verified", "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, http.StatusServiceUnavailable, "the token cannot be verified now", nil)
+	}
+	return nil, false
+}
+
+// forbid answers 403: r's token is valid but does not allow what r asks.
+func forbid(w http.ResponseWriter, detail string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
+	writeProblem(w, http.StatusForbidden, detail, nil)
+}
+
+// mayReceive reports whether s may receive rec: any subscriber may
+// receive a public record, and a private one goes only to a subscriber
+// whose grant allows one of the record's topics that its subscription
+// selects.
+func (s *subscriber) mayReceive(rec *Record) bool {
+	if !rec.Private {
+		return true
+	}
+	if s.grant == nil {
+		return false
+	}
+	for _, t := range rec.Topics {
+		if matchTopic(s.sels, t) && matchTopic(s.grant.Subscribe, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchTopic reports whether one of sels matches topic t.
+func matchTopic(sels []Selector, t string) bool {
+	for _, s := range sels {
+		if s.Match(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// expire ends the subscription of s, whose grant has expired, as
+// subscriber.expire says.
+func (h *Hub) expire(s *subscriber) {
+	if s.expire() {
+		h.m.expired.Inc()
+		h.logger.Info("subscription ending: token expired", slog.String("remote", s.remote))
+	}
+}
+
+// expire is called when the subscriber's grant expires: it queues the
+// AuthEventType event, after which nothing more is queued, and the
+// subscription ends once it has been written (see take and the shard).
+// It reports false, doing nothing, if the subscription has ended.
+func (s *subscriber) expire() bool {
+	s.mu.Lock()
+	if s.end != nil || s.expiring {
+		s.mu.Unlock()
+		return false
+	}
+	s.expiring = true
+	s.q = append(s.q, authFrame)
+	sched := s.owner == ownerShard && !s.scheduled
+	s.scheduled = s.scheduled || sched
+	s.mu.Unlock()
+	if sched {
+		s.sh.schedule(s)
+	} else {
+		s.wake()
+	}
+	return true
+}

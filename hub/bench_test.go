@@ -77,7 +77,7 @@ func BenchmarkFanout(b *testing.B) {
 					h.fanoutRecord(&rec)
 					for i, s := range subs {
 						<-s.signal
-						q, _ := s.take(spare[i])
+						q, _, _ := s.take(spare[i])
 						if err := writeFrames(streams[i], q); err != nil {
 							b.Fatal(err)
 						}
@@ -120,7 +120,7 @@ func BenchmarkEncode(b *testing.B) {
 					}
 					for i, s := range subs {
 						<-s.signal
-						q, _ := s.take(spare[i])
+						q, _, _ := s.take(spare[i])
 						clear(q)
 						spare[i] = q[:0]
 					}

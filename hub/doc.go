@@ -16,7 +16,7 @@
 // # API
 //
 // GET /events?topic=SEL&topic=SEL… subscribes. Each SEL is a topic or a
-// pattern (see Selector); at most 64 are allowed. The response is an event
+// pattern (see Selector); at most 64 are allowed (Limits). The response is an event
 // stream that begins with a retry field and a comment, flushed at once.
 //
 //   - Without a Last-Event-ID (the header, or the lastEventID query
@@ -75,7 +75,8 @@
 //
 // The answer is 200, text/plain, with the ID of each event on a line of
 // its own, once the Log's Append has returned (the events are durable). An
-// event needs at least one topic (at most 64), none with a wildcard. An id
+// event needs at least one topic (at most 64 by default, see Limits),
+// none with a wildcard. An id
 // or type may not hold CR, LF or NUL and is at most 256 bytes; an id made
 // only of digits is reserved for the IDs the Log assigns; text must be
 // valid UTF-8; retry is at most one day. Errors are RFC 9457
@@ -83,8 +84,41 @@
 // "line" member for NDJSON), 405, 409 an id already used, 413 body too
 // large, 415 wrong content type, 503 the Log failed.
 //
-// Private events are stored, but until subscribers can be authorised they
-// are delivered to no one, live or in a replay.
+// # Authorisation
+//
+// With Options.Tokens set, a publish needs a bearer token in the
+// Authorization header whose Grant.Publish covers every topic of every
+// event (401 without a valid token, 403 when it does not cover them, 429
+// beyond the token's rate, see Limits). A subscription may be anonymous
+// (unless Options.NoAnonymous) or carry a token, in the header, the
+// ssehub_token cookie (what a browser's EventSource sends with
+// withCredentials) or, when Options.TokenQuery allows it, the
+// access_token query parameter. An invalid token is refused with 401.
+//
+// Private events go only to the subscribers whose Grant.Subscribe
+// matches a topic of the event that their subscription also selects,
+// live and in a replay alike; without Options.Tokens, to no one. When a
+// subscriber's grant expires, the hub sends it an AuthEventType event
+// (without an id) and ends the stream; its client reconnects with fresh
+// credentials and resumes from its last event.
+//
+// # Browsers on other origins
+//
+// A request with an Origin header that is neither in
+// Options.CORSOrigins nor the hub's own host is refused with 403: a page
+// elsewhere can neither read a stream nor publish with its visitor's
+// cookie. An allowed origin gets Access-Control-Allow-Origin (that
+// origin, never "*") with Access-Control-Allow-Credentials, and its
+// preflights are answered.
+//
+// # Limits
+//
+// Limits bound each request (topics, selectors, their length, event
+// size, the body and how long it may take to arrive) and each client
+// (concurrent streams in all and per client address, answered with 429
+// and Retry-After; publish rate per token). The client address is the
+// peer's, or, for a peer in Options.TrustedProxies, the one
+// X-Forwarded-For gives.
 //
 // GET /healthz answers 200 while the process serves; GET /readyz answers
 // 200 when Run is running and the Log answers Bounds, and 503 otherwise.
@@ -96,6 +130,8 @@
 // ssehub_publishes_total{outcome}; ssehub_events_appended_total;
 // ssehub_events_tailed_total; ssehub_deliveries_total;
 // ssehub_slow_disconnects_total; ssehub_replays_total;
-// ssehub_replayed_events_total; ssehub_gaps_total{reason}; and
-// ssehub_store_duration_seconds{op} (append, read, lookup, bounds).
+// ssehub_replayed_events_total; ssehub_gaps_total{reason};
+// ssehub_store_duration_seconds{op} (append, read, lookup, bounds);
+// ssehub_refused_total{reason} (origin, token, streams, per_client); and
+// ssehub_token_expiries_total.
 package hub

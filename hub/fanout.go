@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,9 @@ var (
 	errClosed  = errors.New("hub: closed")
 	errSlow    = errors.New("hub: subscriber too slow: queue full")
 	errStopped = errors.New("hub: not running")
+
+	errTooManyStreams    = errors.New("the hub serves as many event streams as it may")
+	errTooManyFromClient = errors.New("this client address holds as many event streams as it may")
 )
 
 // A frame is one event encoded for the wire, shared by every subscriber it
@@ -61,6 +65,8 @@ func appendRecord(dst []byte, rec *Record) ([]byte, error) {
 type subscriber struct {
 	// Set by newSubscriber and not changed after.
 	sels     []Selector    // all the selectors, for replay
+	grant    *Grant        // what the subscriber's token allows; nil if it has none
+	client   netip.Addr    // the client's address, for the per-client limit
 	patterns []Selector    // the ones with wildcards, matched during fan-out
 	max      int           // queue capacity, in frames
 	signal   chan struct{} // 1-slot: something was queued, or the subscription ended
@@ -88,13 +94,15 @@ type subscriber struct {
 	owner     uint8      // who writes to the connection: ownerHandler, ownerShard or ownerDrain
 	scheduled bool       // on its shard's ready list, or about to be
 	finished  bool       // the connection is closed and the subscriber unregistered, or about to be
+	expiring  bool       // the grant expired: authFrame is queued, and the subscription ends once it is written
 
 	// Owned by the connection's owner of the moment, handed over under mu.
 	lastWrite time.Duration // when the last write ended, on the Hub's clock
 	lastCheck time.Duration // when the shard last looked for a closed peer
 
-	// unregistered is set by unregister; guarded by the Hub's mu.
-	unregistered bool
+	// Guarded by the Hub's mu.
+	unregistered bool        // set by unregister
+	expiry       *time.Timer // set by register: calls Hub.expire when the grant expires; nil if it does not
 }
 
 // Owners of a subscriber's connection.
@@ -133,7 +141,7 @@ const (
 func (s *subscriber) push(f *frame) int {
 	s.mu.Lock()
 	switch {
-	case s.end != nil || f.pos <= s.floor:
+	case s.end != nil || s.expiring || f.pos <= s.floor:
 		s.mu.Unlock()
 		return dropped
 	case len(s.q) >= s.max:
@@ -180,13 +188,15 @@ func (s *subscriber) setFloor(pos uint64) {
 }
 
 // take returns the queued frames, leaving spare (emptied) as the new
-// queue, and why the subscription ended, if it has.
-func (s *subscriber) take(spare []*frame) ([]*frame, error) {
+// queue, and why the subscription ended, if it has. last reports that
+// the frames end with authFrame: once they are written, the subscription
+// ends with errExpired.
+func (s *subscriber) take(spare []*frame) (q []*frame, end error, last bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.q
+	q = s.q
 	s.q = spare[:0]
-	return q, s.end
+	return q, s.end, s.expiring
 }
 
 // appendQueuedLocked appends the queued frames to b and empties the
@@ -268,17 +278,23 @@ func (s *subscriber) writeBlocking(p []byte, timeout time.Duration) error {
 
 // register adds s to the fan-out index and gives it a shard. It reports
 // false, without registering, when Run is not running, and returns
-// errClosed when the Hub is closed. A registered subscriber must be
-// unregistered.
+// errClosed when the Hub is closed, and errTooManyStreams or
+// errTooManyFromClient when a stream limit is reached. A registered
+// subscriber must be unregistered.
 func (h *Hub) register(s *subscriber) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	switch {
+	case h.closed:
 		return false, errClosed
-	}
-	if !h.running {
+	case !h.running:
 		return false, nil
+	case h.lim.maxStreams > 0 && h.streams >= h.lim.maxStreams:
+		return false, errTooManyStreams
+	case h.lim.maxPerClient > 0 && h.perClient[s.client] >= h.lim.maxPerClient:
+		return false, errTooManyFromClient
 	}
+	h.perClient[s.client]++
 	for _, sel := range s.sels {
 		if sel.Exact() {
 			h.exact[sel.String()] = append(h.exact[sel.String()], s)
@@ -293,6 +309,11 @@ func (h *Hub) register(s *subscriber) (bool, error) {
 	}
 	h.streams++
 	h.m.subscriptions.Add(float64(len(s.sels)))
+	if g := s.grant; g != nil && !g.Expires.IsZero() {
+		// Stopped by unregister. If the grant expires before the stream
+		// opens, the stream ends after its replay.
+		s.expiry = time.AfterFunc(time.Until(g.Expires), func() { h.expire(s) })
+	}
 	return true, nil
 }
 
@@ -316,6 +337,14 @@ func (h *Hub) unregisterAll(subs []*subscriber) {
 			continue
 		}
 		s.unregistered = true
+		if s.expiry != nil {
+			s.expiry.Stop()
+		}
+		if n := h.perClient[s.client] - 1; n > 0 {
+			h.perClient[s.client] = n
+		} else {
+			delete(h.perClient, s.client)
+		}
 		for _, sel := range s.sels {
 			if sel.Exact() {
 				topics = append(topics, sel.String())
@@ -379,8 +408,8 @@ func (h *Hub) forEachLocked(fn func(*subscriber)) {
 
 // fanout delivers a batch of records from the Log's tail to the
 // subscribers. It is Run's callback for Log.Tail, and never blocks on a
-// subscriber. Private records are delivered to no one until subscribers
-// can be authorised.
+// subscriber. A private record goes only to the subscribers whose grant
+// allows it (see subscriber.mayReceive).
 //
 // Subscribers written by a shard are put on its ready list once per
 // batch, not once per record, and each shard is woken once per batch.
@@ -388,15 +417,13 @@ func (h *Hub) fanout(recs []Record) error {
 	h.m.tailed.Add(float64(len(recs)))
 	var delivered, slowest int
 	for i := range recs {
-		if !recs[i].Private {
-			// Not held across the batch: registering waits at most for
-			// one record.
-			h.mu.RLock()
-			d, e := h.fanoutRecordLocked(&recs[i])
-			h.mu.RUnlock()
-			delivered += d
-			slowest += e
-		}
+		// Not held across the batch: registering waits at most for one
+		// record.
+		h.mu.RLock()
+		d, e := h.fanoutRecordLocked(&recs[i])
+		h.mu.RUnlock()
+		delivered += d
+		slowest += e
 	}
 	for i := range h.pending {
 		p := &h.pending[i]
@@ -435,6 +462,9 @@ func (h *Hub) fanoutRecordLocked(rec *Record) (delivered, slowest int) {
 			return
 		}
 		s.seen = rec.Pos
+		if rec.Private && !s.mayReceive(rec) {
+			return
+		}
 		if f == nil {
 			b, err := encodeRecord(rec)
 			if err != nil {

@@ -64,7 +64,8 @@ func runHub(t testing.TB, opts *Options) *Hub {
 
 func mustSelectors(t testing.TB, raw ...string) []Selector {
 	t.Helper()
-	sels, err := parseSelectors(raw)
+	lim := Limits{}.resolve()
+	sels, err := lim.parseSelectors(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestSubscriberQueue(t *testing.T) {
 	if !signalled(s) || signalled(s) {
 		t.Error("three pushes did not leave exactly one signal")
 	}
-	q, end := s.take(nil)
+	q, end, _ := s.take(nil)
 	if got := positions(q); !slices.Equal(got, []uint64{1, 2, 3}) || end != nil {
 		t.Errorf("take = %v, %v; want [1 2 3], nil", got, end)
 	}
@@ -130,11 +131,11 @@ func TestSubscriberQueue(t *testing.T) {
 	if got := s.push(&frame{pos: 9}); got != dropped {
 		t.Errorf("push after eviction = %d; want dropped", got)
 	}
-	if q, end := s.take(nil); len(q) != 0 || !errors.Is(end, errSlow) {
+	if q, end, _ := s.take(nil); len(q) != 0 || !errors.Is(end, errSlow) {
 		t.Errorf("take after eviction = %v, %v; want nothing, errSlow", positions(q), end)
 	}
 	s.stop(errStopped)
-	if _, end := s.take(nil); !errors.Is(end, errSlow) {
+	if _, end, _ := s.take(nil); !errors.Is(end, errSlow) {
 		t.Errorf("end after a second stop = %v; want the first, errSlow", end)
 	}
 }
@@ -217,7 +218,7 @@ func TestRegisterStates(t *testing.T) {
 		t.Errorf("register while running = %v, %v; want true, nil", ok, err)
 	}
 	h.stopRunning()
-	if _, end := s.take(nil); !errors.Is(end, errStopped) {
+	if _, end, _ := s.take(nil); !errors.Is(end, errStopped) {
 		t.Errorf("subscription after Run stopped: end = %v; want errStopped", end)
 	}
 	h.unregister(s)

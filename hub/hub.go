@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -152,7 +153,8 @@ type Options struct {
 // documented on it; a negative one, where allowed, removes the bound.
 type Limits struct {
 	// MaxTopics is the most topics one event may be published to (400).
-	// If zero, 64.
+	// If zero, 64. This and the next two bound a single request and
+	// cannot be removed: a negative value means 1.
 	MaxTopics int
 
 	// MaxSelectors is the most topic parameters one subscription may
@@ -164,7 +166,7 @@ type Limits struct {
 	MaxSelectorBytes int
 
 	// MaxEventBytes is the largest event data, in bytes (413). If zero,
-	// 256 KiB. It cannot be more than Options.MaxBodyBytes allows.
+	// 256 KiB; if negative, only Options.MaxBodyBytes bounds it.
 	MaxEventBytes int
 
 	// MaxStreams is the most event streams the hub serves at once (429
@@ -205,6 +207,9 @@ type Hub struct {
 	// Set by New and not changed after.
 	log        Log
 	opts       Options // with defaults applied
+	lim        limits  // opts.Limits with defaults applied
+	cors       corsPolicy
+	limiters   publishLimiters
 	logger     *slog.Logger
 	m          *metrics
 	streamOpts ssehttp.Options
@@ -229,6 +234,7 @@ type Hub struct {
 	exact     map[string][]*subscriber // topic → subscribers with that exact selector
 	patterns  []*subscriber            // subscribers with at least one wildcard selector
 	streams   int                      // registered subscribers, whose streams have not ended
+	perClient map[netip.Addr]int       // registered subscribers by client address
 	drained   chan struct{}            // closed when streams drops to 0 after Close; nil until Shutdown waits
 	shards    []*shard                 // the running Run's shards; nil when not running
 	nextShard int                      // the shard to give the next subscriber
@@ -271,6 +277,15 @@ func New(log Log, opts *Options) *Hub {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.TokenCookie == "" {
+		o.TokenCookie = DefaultTokenCookie
+	}
+	if o.CORSMaxAge <= 0 {
+		o.CORSMaxAge = DefaultCORSMaxAge
+	}
+	o.CORSOrigins = slices.Clone(o.CORSOrigins)
+	o.TrustedProxies = slices.Clone(o.TrustedProxies)
+	lim := o.Limits.resolve()
 	h := &Hub{
 		log:    log,
 		opts:   o,
@@ -281,8 +296,12 @@ func New(log Log, opts *Options) *Hub {
 			WriteTimeout: o.WriteTimeout,
 			Retry:        max(o.Retry, 0),
 		},
-		exact: make(map[string][]*subscriber),
-		epoch: time.Now(),
+		lim:       lim,
+		cors:      newCORSPolicy(o.CORSOrigins, o.CORSMaxAge),
+		limiters:  publishLimiters{rate: lim.rate, burst: lim.burst},
+		exact:     make(map[string][]*subscriber),
+		perClient: make(map[netip.Addr]int),
+		epoch:     time.Now(),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h
@@ -420,6 +439,12 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // Any other path is answered with 404, and any other method with 405,
 // both as application/problem+json.
 //
+// Every request first passes the CORS policy (Options.CORSOrigins): one
+// from a browser page on an origin that is neither allowed nor the hub's
+// own is refused with 403, and a preflight from an allowed origin is
+// answered. Then publishing and subscribing pass authentication
+// (Options.Tokens) and the Limits.
+//
 // A subscription over HTTP/1.x without TLS takes over its connection
 // from net/http (http.ResponseController.Hijack, which middleware allows
 // through Unwrap): the Hub writes a close-delimited response itself, with
@@ -430,6 +455,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // connection. Over HTTP/2 and TLS, or when w cannot be taken over,
 // ServeHTTP streams through ssehttp and returns when the stream ends.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.checkOrigin(w, r) {
+		return
+	}
 	switch r.URL.Path {
 	case "/events":
 		switch r.Method {
@@ -437,8 +465,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.serveSubscribe(w, r)
 		case http.MethodPost:
 			h.servePublish(w, r)
+		case http.MethodOptions:
+			w.Header().Set("Allow", "GET, POST, OPTIONS")
+			w.WriteHeader(http.StatusNoContent)
 		default:
-			w.Header().Set("Allow", "GET, POST")
+			w.Header().Set("Allow", "GET, POST, OPTIONS")
 			writeProblem(w, http.StatusMethodNotAllowed, "use GET to subscribe or POST to publish", nil)
 		}
 	case "/healthz":

@@ -15,6 +15,18 @@ const (
 	outcomeTooLarge    = "too_large"   // 413
 	outcomeUnsupported = "unsupported" // 415: wrong content type
 	outcomeUnavailable = "unavailable" // 503: the Log failed
+	outcomeDenied      = "denied"      // 401 or 403: no valid token, or one that does not cover the topics
+	outcomeLimited     = "limited"     // 429: the token's publish rate
+	outcomeTimeout     = "timeout"     // 408: the body came too slowly
+)
+
+// Why a request was refused before it was served, the reason label of
+// ssehub_refused_total.
+const (
+	refusedOrigin    = "origin"     // 403: an Origin not allowed
+	refusedToken     = "token"      // 401: a missing or invalid token
+	refusedStreams   = "streams"    // 429: the hub's stream limit
+	refusedPerClient = "per_client" // 429: the client address's stream limit
 )
 
 // Store operations, the op label of ssehub_store_duration_seconds.
@@ -39,6 +51,8 @@ type metrics struct {
 	replayed      prometheus.Counter
 	gaps          *prometheus.CounterVec
 	store         *prometheus.HistogramVec
+	refused       *prometheus.CounterVec
+	expired       prometheus.Counter
 }
 
 // newMetrics makes the collectors and registers them with reg unless reg
@@ -90,21 +104,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Latency of log operations, by op (append, read, lookup, bounds).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ssehub_refused_total",
+			Help: "Requests refused before they were served, by reason (origin, token, streams, per_client).",
+		}, []string{"reason"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ssehub_token_expiries_total",
+			Help: "Subscriber streams ended because their token expired.",
+		}),
 	}
 	// Make every label value appear from the start, so dashboards and
 	// alerts see zeros rather than missing series.
-	for _, o := range []string{outcomeOK, outcomeInvalid, outcomeDuplicate, outcomeTooLarge, outcomeUnsupported, outcomeUnavailable} {
+	for _, o := range []string{outcomeOK, outcomeInvalid, outcomeDuplicate, outcomeTooLarge, outcomeUnsupported, outcomeUnavailable, outcomeDenied, outcomeLimited, outcomeTimeout} {
 		m.publishes.WithLabelValues(o)
 	}
 	for _, r := range []string{gapUnknown, gapExpired} {
 		m.gaps.WithLabelValues(r)
+	}
+	for _, r := range []string{refusedOrigin, refusedToken, refusedStreams, refusedPerClient} {
+		m.refused.WithLabelValues(r)
 	}
 	for _, op := range []string{opAppend, opRead, opLookup, opBounds} {
 		m.store.WithLabelValues(op)
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.subscriptions, m.publishes, m.appended, m.tailed,
-			m.deliveries, m.slow, m.replays, m.replayed, m.gaps, m.store)
+			m.deliveries, m.slow, m.replays, m.replayed, m.gaps, m.store, m.refused, m.expired)
 	}
 	return m
 }

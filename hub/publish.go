@@ -6,17 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
-
-// maxTopics is the most topics one event may be published to.
-const maxTopics = 64
 
 // Content types a publish request may have.
 const (
@@ -27,8 +26,9 @@ const (
 
 // An inputError is a publish request's bad input, answered with 400.
 type inputError struct {
-	line int // 1-based line of an NDJSON body; 0 otherwise
-	msg  string
+	line     int // 1-based line of an NDJSON body; 0 otherwise
+	msg      string
+	tooLarge bool // answered with 413, not 400
 }
 
 func (e *inputError) Error() string {
@@ -46,7 +46,12 @@ func badInput(format string, args ...any) *inputError {
 // appends them to the Log as one batch and, once that has returned,
 // answers 200 with their IDs, each on a line of its own.
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
-	var parse func([]byte) ([]Record, error)
+	grant, ok := h.authenticate(w, r, false)
+	if !ok {
+		h.m.publishes.WithLabelValues(outcomeDenied).Inc()
+		return
+	}
+	var parse func(*limits, []byte) ([]Record, error)
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case ctForm:
@@ -61,27 +66,25 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var body bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= h.opts.MaxBodyBytes {
-		body.Grow(int(n) + 1)
-	}
-	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes)); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			h.publishFailed(w, outcomeTooLarge, http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("the body exceeds %d bytes", h.opts.MaxBodyBytes), nil)
-			return
-		}
-		h.publishFailed(w, outcomeInvalid, http.StatusBadRequest, "cannot read the body", nil)
+	body, ok := h.readBody(w, r)
+	if !ok {
 		return
 	}
-
-	recs, err := parse(body.Bytes())
+	recs, err := parse(&h.lim, body)
 	if err != nil {
 		p := new(problem)
+		status := http.StatusBadRequest
+		outcome := outcomeInvalid
 		if ie, ok := errors.AsType[*inputError](err); ok {
 			p.Line = ie.line
+			if ie.tooLarge {
+				status, outcome = http.StatusRequestEntityTooLarge, outcomeTooLarge
+			}
 		}
-		h.publishFailed(w, outcomeInvalid, http.StatusBadRequest, err.Error(), p)
+		h.publishFailed(w, outcome, status, err.Error(), p)
+		return
+	}
+	if grant != nil && !h.mayPublish(w, grant, recs) {
 		return
 	}
 	if id, ok := repeatedID(recs); ok {
@@ -123,6 +126,72 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
+// readBody reads r's body, at most MaxBodyBytes of it within the body
+// timeout. If it cannot, it answers r and reports false.
+func (h *Hub) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if d := h.lim.bodyTimeout; d > 0 {
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(d)) == nil {
+			defer rc.SetReadDeadline(time.Time{})
+		}
+	}
+	var body bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= h.opts.MaxBodyBytes {
+		body.Grow(int(n) + 1)
+	}
+	_, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	if err == nil {
+		return body.Bytes(), true
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		h.publishFailed(w, outcomeTooLarge, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("the body exceeds %d bytes", h.opts.MaxBodyBytes), nil)
+		return nil, false
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.Header().Set("Connection", "close")
+		h.publishFailed(w, outcomeTimeout, http.StatusRequestTimeout,
+			fmt.Sprintf("the body did not arrive within %v", h.lim.bodyTimeout), nil)
+		return nil, false
+	}
+	h.publishFailed(w, outcomeInvalid, http.StatusBadRequest, "cannot read the body", nil)
+	return nil, false
+}
+
+// mayPublish reports whether grant allows publishing recs: each topic of
+// each record must match one of its publish selectors (403 otherwise),
+// and the token's rate must allow this many events (429 otherwise, or
+// 413 for a batch larger than it may ever publish at once). If not, it
+// answers and reports false.
+func (h *Hub) mayPublish(w http.ResponseWriter, grant *Grant, recs []Record) bool {
+	for i := range recs {
+		for _, t := range recs[i].Topics {
+			if !matchTopic(grant.Publish, t) {
+				h.m.publishes.WithLabelValues(outcomeDenied).Inc()
+				forbid(w, fmt.Sprintf("the token may not publish to topic %q", t))
+				return false
+			}
+		}
+	}
+	key := grant.Key
+	if key == "" {
+		key = grant.Subject
+	}
+	wait, ok := h.limiters.reserve(key, len(recs), time.Now())
+	switch {
+	case !ok:
+		h.publishFailed(w, outcomeTooLarge, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("a batch may hold at most %d events for one token", h.limiters.burst), nil)
+		return false
+	case wait > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		h.publishFailed(w, outcomeLimited, http.StatusTooManyRequests,
+			fmt.Sprintf("the token may publish %g events a second", float64(h.limiters.rate)), nil)
+		return false
+	}
+	return true
+}
+
 // publishFailed counts a refused publish request and answers it.
 func (h *Hub) publishFailed(w http.ResponseWriter, outcome string, status int, detail string, p *problem) {
 	h.m.publishes.WithLabelValues(outcome).Inc()
@@ -150,7 +219,7 @@ func repeatedID(recs []Record) (string, bool) {
 
 // parseForm parses a form-encoded publish body: topic (one or more),
 // data, type, id, retry (milliseconds) and private ("on").
-func parseForm(body []byte) ([]Record, error) {
+func parseForm(l *limits, body []byte) ([]Record, error) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, badInput("the form cannot be parsed")
@@ -186,7 +255,7 @@ func parseForm(body []byte) ([]Record, error) {
 	default:
 		return nil, badInput("private must be on or off")
 	}
-	if err := check(&rec); err != nil {
+	if err := l.check(&rec); err != nil {
 		return nil, err
 	}
 	return []Record{rec}, nil
@@ -239,8 +308,8 @@ func (t *topicList) UnmarshalJSON(b []byte) error {
 }
 
 // parseJSON parses a JSON publish body: one object.
-func parseJSON(body []byte) ([]Record, error) {
-	rec, err := decodeEvent(body)
+func parseJSON(l *limits, body []byte) ([]Record, error) {
+	rec, err := l.decodeEvent(body)
 	if err != nil {
 		return nil, err
 	}
@@ -249,23 +318,23 @@ func parseJSON(body []byte) ([]Record, error) {
 
 // parseNDJSON parses an NDJSON publish body: one object a line. Blank
 // lines are skipped. An error names the first bad line.
-func parseNDJSON(body []byte) ([]Record, error) {
+func parseNDJSON(l *limits, body []byte) ([]Record, error) {
 	var recs []Record
-	line := 0
+	n := 0
 	for len(body) > 0 {
-		line++
-		var l []byte
-		l, body, _ = bytes.Cut(body, []byte{'\n'})
-		if l = bytes.TrimSpace(l); len(l) == 0 {
+		n++
+		var line []byte
+		line, body, _ = bytes.Cut(body, []byte{'\n'})
+		if line = bytes.TrimSpace(line); len(line) == 0 {
 			continue
 		}
-		rec, err := decodeEvent(l)
+		rec, err := l.decodeEvent(line)
 		if err != nil {
 			ie, ok := errors.AsType[*inputError](err)
 			if !ok {
 				ie = &inputError{msg: err.Error()}
 			}
-			ie.line = line
+			ie.line = n
 			return nil, ie
 		}
 		recs = append(recs, rec)
@@ -277,7 +346,7 @@ func parseNDJSON(body []byte) ([]Record, error) {
 }
 
 // decodeEvent decodes and checks one JSON event object.
-func decodeEvent(b []byte) (Record, error) {
+func (l *limits) decodeEvent(b []byte) (Record, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var je jsonEvent
@@ -304,7 +373,7 @@ func decodeEvent(b []byte) (Record, error) {
 		}
 		rec.Data = c.String()
 	}
-	if err := check(&rec); err != nil {
+	if err := l.check(&rec); err != nil {
 		return Record{}, err
 	}
 	return rec, nil
@@ -331,16 +400,21 @@ func jsonError(err error) error {
 // refuses what could break a stream or a client's Last-Event-ID: CR, LF
 // or NUL in the ID or type, invalid UTF-8, and an ID of digits only,
 // which the Log reserves for the IDs it assigns.
-func check(rec *Record) error {
+func (l *limits) check(rec *Record) error {
 	switch {
 	case len(rec.Topics) == 0:
 		return badInput("topic is required")
-	case len(rec.Topics) > maxTopics:
-		return badInput("at most %d topics are allowed", maxTopics)
+	case len(rec.Topics) > l.maxTopics:
+		return badInput("at most %d topics are allowed", l.maxTopics)
+	case len(rec.Data) > l.maxEventBytes:
+		return &inputError{msg: fmt.Sprintf("data is larger than %d bytes", l.maxEventBytes), tooLarge: true}
 	}
 	topics := rec.Topics[:0:0]
 next:
 	for _, t := range rec.Topics {
+		if len(t) > l.maxSelectorBytes {
+			return badInput("topic %.32q... is longer than %d bytes", t, l.maxSelectorBytes)
+		}
 		if !utf8.ValidString(t) {
 			return badInput("topic %q is not valid UTF-8", t)
 		}

@@ -238,17 +238,21 @@ func (sh *shard) serve(s *subscriber, now time.Duration) {
 		sh.finish(s)
 		return
 	}
+	last := s.expiring // the queue ends with authFrame
 	b := s.appendQueuedLocked(sh.buf[:0])
 	s.mu.Unlock()
 	sh.buf = b
-	sh.write(s, b, now)
+	if sh.write(s, b, now) && last {
+		sh.end(s, errExpired)
+	}
 }
 
 // write writes b to s's connection without blocking, or hands what
-// remains of it to a drain goroutine.
-func (sh *shard) write(s *subscriber, b []byte, now time.Duration) {
+// remains of it to a drain goroutine. It reports whether it wrote all of
+// b.
+func (sh *shard) write(s *subscriber, b []byte, now time.Duration) bool {
 	if len(b) == 0 {
-		return
+		return true
 	}
 	n := 0
 	if s.raw != nil {
@@ -256,11 +260,11 @@ func (sh *shard) write(s *subscriber, b []byte, now time.Duration) {
 		n, err = sh.io.tryWrite(s.raw, b)
 		if err != nil {
 			sh.end(s, fmt.Errorf("hub: write: %w", err))
-			return
+			return false
 		}
 		if n == len(b) {
 			s.lastWrite = now
-			return
+			return true
 		}
 	}
 	// The socket's buffer is full, or the connection cannot be written
@@ -268,13 +272,14 @@ func (sh *shard) write(s *subscriber, b []byte, now time.Duration) {
 	s.mu.Lock()
 	if s.end != nil {
 		s.mu.Unlock()
-		return // scheduled by whoever ended it
+		return false // scheduled by whoever ended it
 	}
 	s.owner = ownerDrain
 	s.mu.Unlock()
 	bp := getBuf()
 	*bp = append(*bp, b[n:]...)
 	sh.drains.Go(func() { sh.drain(s, bp) })
+	return false
 }
 
 // end ends the subscription of s, which the shard owns, with err, and
@@ -289,8 +294,9 @@ func (sh *shard) end(s *subscriber, err error) {
 // drain is the goroutine that owns s's connection while a write would
 // block: it writes p, then whatever s has queued since, each with a
 // blocking write under the write timeout, until the queue is empty or
-// the subscription ends, and then hands s back to the shard. bp is from
-// getBuf, and drain returns it.
+// the subscription ends, and then hands s back to the shard: ended, if
+// what it wrote ended with authFrame. bp is from getBuf, and drain
+// returns it.
 func (sh *shard) drain(s *subscriber, bp *[]byte) {
 	timeout := max(sh.h.opts.WriteTimeout, 0)
 	p := *bp
@@ -306,6 +312,9 @@ func (sh *shard) drain(s *subscriber, bp *[]byte) {
 		s.mu.Lock()
 		if s.end != nil || len(s.q) == 0 {
 			s.owner = ownerShard
+			if s.end == nil && s.expiring { // authFrame is written
+				s.end = errExpired
+			}
 			if s.end == nil {
 				_ = s.conn.SetWriteDeadline(time.Time{}) // shard writes do not block
 			}
@@ -435,6 +444,8 @@ func (h *Hub) logEnd(remote string, err error) {
 	switch {
 	case errors.Is(err, errSlow):
 		h.logger.Info("subscriber disconnected: too slow", slog.String("remote", remote), "queue", h.opts.QueueSize)
+	case errors.Is(err, errExpired):
+		h.logger.Debug("subscription ended: token expired", slog.String("remote", remote))
 	case errors.Is(err, errStopped), errors.Is(err, errClosed):
 		h.logger.Debug("subscription ended: hub stopped", slog.String("remote", remote))
 	default:

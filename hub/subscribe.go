@@ -85,12 +85,12 @@ func putBuf(p *[]byte) {
 
 // parseSelectors parses the topic parameters of a subscription, dropping
 // repeats.
-func parseSelectors(raw []string) ([]Selector, error) {
+func (l *limits) parseSelectors(raw []string) ([]Selector, error) {
 	switch {
 	case len(raw) == 0:
 		return nil, errors.New("at least one topic parameter is required")
-	case len(raw) > maxSelectors:
-		return nil, fmt.Errorf("at most %d topic parameters are allowed", maxSelectors)
+	case len(raw) > l.maxSelectors:
+		return nil, fmt.Errorf("at most %d topic parameters are allowed", l.maxSelectors)
 	}
 	sels := make([]Selector, 0, len(raw))
 next:
@@ -99,6 +99,9 @@ next:
 			if s.String() == r {
 				continue next
 			}
+		}
+		if len(r) > l.maxSelectorBytes {
+			return nil, fmt.Errorf("topic selector %.32q... is longer than %d bytes", r, l.maxSelectorBytes)
 		}
 		sel, err := ParseSelector(r)
 		if err != nil {
@@ -126,21 +129,43 @@ next:
 // TLS, or a ResponseWriter that cannot be taken over) the stream is an
 // ssehttp.Stream, written by this handler until it ends.
 func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
-	sels, err := parseSelectors(r.URL.Query()["topic"])
+	grant, ok := h.authenticate(w, r, true)
+	if !ok {
+		return
+	}
+	sels, err := h.lim.parseSelectors(r.URL.Query()["topic"])
 	if err != nil {
 		writeProblem(w, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
 	s := newSubscriber(sels, h.opts.QueueSize)
+	s.grant = grant
+	s.client = clientAddr(r, h.opts.TrustedProxies)
+	s.remote = r.RemoteAddr
+	if s.client != peerAddr(r.RemoteAddr) {
+		s.remote = s.client.String() + " via " + r.RemoteAddr
+	}
 	registered, err := h.register(s)
 	if err != nil {
-		if h.opts.Retry > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.opts.Retry/time.Second))))
+		retry := strconv.Itoa(max(1, int(h.opts.Retry/time.Second)))
+		switch err {
+		case errTooManyStreams, errTooManyFromClient:
+			reason := refusedStreams
+			if err == errTooManyFromClient {
+				reason = refusedPerClient
+			}
+			h.m.refused.WithLabelValues(reason).Inc()
+			h.logger.Info("subscription refused", slog.String("remote", s.remote), "reason", err)
+			w.Header().Set("Retry-After", retry)
+			writeProblem(w, http.StatusTooManyRequests, err.Error(), nil)
+		default:
+			if h.opts.Retry > 0 {
+				w.Header().Set("Retry-After", retry)
+			}
+			writeProblem(w, http.StatusServiceUnavailable, "the hub is shutting down", nil)
 		}
-		writeProblem(w, http.StatusServiceUnavailable, "the hub is shutting down", nil)
 		return
 	}
-	s.remote = r.RemoteAddr
 
 	// The store calls end when the client goes or the hub closes,
 	// whichever is first.
@@ -323,7 +348,7 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 		if rec.Pos > last {
 			return false // past the floor: the queue has the rest
 		}
-		if rec.Private {
+		if !s.mayReceive(rec) {
 			return true
 		}
 		nb, err := appendRecord(b, rec)
@@ -424,11 +449,14 @@ func (h *Hub) writeLive(st *ssehttp.Stream, s *subscriber) error {
 		case <-h.ctx.Done():
 			return errClosed
 		}
-		q, end := s.take(spare)
+		q, end, last := s.take(spare)
 		if end != nil {
 			return end
 		}
 		err := writeFrames(st, q)
+		if err == nil && last {
+			err = errExpired
+		}
 		clear(q) // let the frames go
 		spare = nil
 		if cap(q) <= maxSpare {

@@ -34,6 +34,7 @@ func commands() []command {
 		{"publish", "publish events to a hub", runPublish},
 		{"listen", "connect to an SSE stream and print what an EventSource observes", runListen},
 		{"bench", "measure a hub: connections, deliveries/s, latency, loss, memory", runBench},
+		{"token", "mint a signed token for development: its topics, subject and expiry", runToken},
 	}
 }
 

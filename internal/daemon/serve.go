@@ -1,17 +1,27 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,13 +39,31 @@ Runs the hub: publishers POST events to topics at /events, browsers
 subscribe there with EventSource, and the console page is at /. Every flag
 can also be set with the SSEHUB_* variable named after it.
 
-Example:
+Examples:
   ssehub serve --addr 127.0.0.1:8080 --data-dir /var/lib/ssehub
 
-With no signing key the hub runs open, and so only on a loopback address.
+  ssehub serve --addr :443 --jwt-secret-file /etc/ssehub/jwt-secret \
+    --tls-cert /etc/ssehub/cert.pem --tls-key /etc/ssehub/key.pem \
+    --cors-origins https://app.example.com --data-dir /var/lib/ssehub
+
+With no signing key (` + keyFlags + `)
+the hub runs open: anyone who can reach it may publish and subscribe. So
+it listens only on a loopback address, unless --insecure-open says
+otherwise. With a key, publishing needs a token, and private events need
+one to be received.
+
+With --tls-cert and --tls-key the hub serves HTTPS, and browsers get
+HTTP/2, which carries all of a page's streams on one connection. Behind a
+proxy that terminates TLS, --h2c serves HTTP/2 without TLS to a proxy that
+speaks it with prior knowledge; HTTP/1.1 is still served.
+
+A limit of 0 means the hub's default, given in parentheses.
 
 Flags:
 `
+
+// keyFlags are the flags that configure a signing key.
+const keyFlags = "--jwt-secret, --jwt-secret-file, --jwt-public-key or --jwks-url"
 
 // serveConfig is the validated configuration of "ssehub serve".
 type serveConfig struct {
@@ -47,7 +75,34 @@ type serveConfig struct {
 	retry     time.Duration
 	queueSize int
 	trimEvery time.Duration
+
+	jwt          jwtFlags
+	tokenCookie  string // empty means hub.DefaultTokenCookie
+	tokenQuery   bool
+	noAnonymous  bool
+	insecureOpen bool // listen beyond loopback with no key
+
+	corsOrigins []string // serialized as browsers send them, no duplicates
+	corsMaxAge  time.Duration
+
+	maxBody        int64
+	limits         hub.Limits
+	trustedProxies []netip.Prefix // masked and unmapped
+
+	tlsCertFile, tlsKeyFile string
+	tlsCert                 *tls.Certificate // loaded from the two files; nil serves plain HTTP
+	h2c                     bool
+	readHeaderTimeout       time.Duration // if zero, defaultReadHeaderTimeout
 }
+
+// Timeouts and sizes of the http.Server. There is deliberately no
+// ReadTimeout or WriteTimeout: they would end every event stream. The hub
+// bounds publish bodies and each write to a stream itself.
+const (
+	defaultReadHeaderTimeout = 10 * time.Second
+	serverIdleTimeout        = 2 * time.Minute
+	serverMaxHeaderBytes     = 64 << 10
+)
 
 // parseServe parses the flags and SSEHUB_* variables of "ssehub serve".
 func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool) {
@@ -61,6 +116,35 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	fs.DurationVar(&c.heartbeat, "heartbeat", 15*time.Second, "send a comment to idle subscribers this often")
 	fs.DurationVar(&c.retry, "retry", 2*time.Second, "reconnection delay sent to subscribers (retry:)")
 	fs.IntVar(&c.queueSize, "queue-size", 1024, "events queued per subscriber before a slow one is disconnected")
+
+	c.jwt.register(fs)
+	fs.StringVar(&c.tokenCookie, "token-cookie", hub.DefaultTokenCookie, "cookie `name` a subscriber's token may be in (for EventSource withCredentials)")
+	fs.BoolVar(&c.tokenQuery, "token-query", false, "accept a subscriber's token in the access_token query parameter (it leaks into proxy logs)")
+	fs.BoolVar(&c.noAnonymous, "no-anonymous", false, "refuse subscribers without a token (needs a key)")
+	fs.BoolVar(&c.insecureOpen, "insecure-open", false, "with no key, listen on a non-loopback address anyway: anyone who can reach the hub may publish")
+	fs.Func("cors-origins", "comma-separated `origins` (https://app.example.com) whose pages may subscribe and publish with credentials; no *", func(s string) error {
+		return addOrigins(&c.corsOrigins, s)
+	})
+	fs.DurationVar(&c.corsMaxAge, "cors-max-age", 0, "how long browsers may cache a preflight answer (0: 10m)")
+
+	fs.Int64Var(&c.maxBody, "max-body", 0, "largest publish request body in `bytes` (0: 1 MiB)")
+	fs.IntVar(&c.limits.MaxTopics, "max-topics", 0, "most topics one event may have (0: 64)")
+	fs.IntVar(&c.limits.MaxSelectors, "max-selectors", 0, "most topic selectors one subscription may have (0: 64)")
+	fs.IntVar(&c.limits.MaxSelectorBytes, "max-selector-bytes", 0, "longest topic or selector in bytes (0: 256)")
+	fs.IntVar(&c.limits.MaxEventBytes, "max-event-bytes", 0, "largest event data in bytes (0: 256 KiB)")
+	fs.IntVar(&c.limits.MaxStreams, "max-streams", 0, "most event streams at once (0: 100000; -1: no bound)")
+	fs.IntVar(&c.limits.MaxStreamsPerClient, "max-streams-per-client", 0, "most event streams one client address may hold (0: 1000; -1: no bound)")
+	fs.Float64Var(&c.limits.PublishRate, "publish-rate", 0, "events a second one token may publish, sustained (0: 10000; -1: no bound)")
+	fs.IntVar(&c.limits.PublishBurst, "publish-burst", 0, "most events one token may publish at once (0: one second of --publish-rate)")
+	fs.DurationVar(&c.limits.BodyTimeout, "body-timeout", 0, "time allowed to read a publish body (0: 30s; -1s: no bound)")
+	fs.Func("trusted-proxies", "comma-separated `IPs or CIDRs` of proxies whose X-Forwarded-For names the client", func(s string) error {
+		return addPrefixes(&c.trustedProxies, s)
+	})
+
+	fs.StringVar(&c.tlsCertFile, "tls-cert", "", "serve HTTPS (and HTTP/2) with the certificate chain in this PEM `file` (needs --tls-key)")
+	fs.StringVar(&c.tlsKeyFile, "tls-key", "", "private key of --tls-cert, a PEM `file`")
+	fs.BoolVar(&c.h2c, "h2c", false, "serve HTTP/2 without TLS (prior knowledge), for a proxy that terminates TLS")
+	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", defaultReadHeaderTimeout, "close a connection whose request headers (or TLS handshake) take longer")
 	withEnvHelp(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), serveUsage)
@@ -94,28 +178,199 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 		return fail("--retry must be positive")
 	case c.queueSize <= 0:
 		return fail("--queue-size must be positive")
+	case c.tokenCookie != "" && (&http.Cookie{Name: c.tokenCookie, Value: "v"}).Valid() != nil:
+		return fail("--token-cookie %q is not a cookie name (letters, digits and !#$%%&'*+-.^_`|~ only)", c.tokenCookie)
+	case c.noAnonymous && !c.jwt.configured():
+		return fail("--no-anonymous needs a key (%s): without one there are no tokens", keyFlags)
+	case c.corsMaxAge < 0:
+		return fail("--cors-max-age must not be negative")
+	case c.maxBody < 0:
+		return fail("--max-body must not be negative")
+	case c.limits.MaxTopics < 0:
+		return fail("--max-topics must not be negative")
+	case c.limits.MaxSelectors < 0:
+		return fail("--max-selectors must not be negative")
+	case c.limits.MaxSelectorBytes < 0:
+		return fail("--max-selector-bytes must not be negative")
+	case c.limits.MaxEventBytes < 0:
+		return fail("--max-event-bytes must not be negative")
+	case c.maxBody > 0 && int64(c.limits.MaxEventBytes) > c.maxBody:
+		return fail("--max-event-bytes %d is more than --max-body %d allows", c.limits.MaxEventBytes, c.maxBody)
+	case c.limits.MaxStreams < -1:
+		return fail("--max-streams must be -1 (no bound), 0 (the default) or positive")
+	case c.limits.MaxStreamsPerClient < -1:
+		return fail("--max-streams-per-client must be -1 (no bound), 0 (the default) or positive")
+	case math.IsNaN(c.limits.PublishRate) || math.IsInf(c.limits.PublishRate, 0):
+		return fail("--publish-rate must be a number of events a second")
+	case c.limits.PublishRate < 0 && c.limits.PublishRate != -1:
+		return fail("--publish-rate must be -1 (no bound), 0 (the default) or positive")
+	case c.limits.PublishBurst < 0:
+		return fail("--publish-burst must not be negative")
+	case c.limits.BodyTimeout < 0 && c.limits.BodyTimeout != -time.Second:
+		return fail("--body-timeout must be -1s (no bound), 0 (the default) or positive")
+	case (c.tlsCertFile == "") != (c.tlsKeyFile == ""):
+		return fail("--tls-cert and --tls-key go together: give both or neither")
+	case c.h2c && c.tlsCertFile != "":
+		return fail("--h2c is HTTP/2 without TLS; with --tls-cert HTTP/2 is negotiated already")
+	case c.readHeaderTimeout <= 0:
+		return fail("--read-header-timeout must be positive")
 	}
-	if err := checkOpenAddr(c.addr); err != nil {
+	if err := c.jwt.check(); err != nil {
+		return fail("%v", oneLine(err))
+	}
+	loopback, err := isLoopbackAddr(c.addr)
+	if err != nil {
 		return fail("%v", err)
+	}
+	if !loopback && !c.jwt.configured() && !c.insecureOpen {
+		return fail("%v", errOpenAddr(c.addr))
+	}
+	if c.tlsCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCertFile, c.tlsKeyFile)
+		if err != nil {
+			return fail("--tls-cert %s, --tls-key %s: %v", c.tlsCertFile, c.tlsKeyFile, oneLine(err))
+		}
+		c.tlsCert = &cert
 	}
 	c.trimEvery = time.Minute
 	return c, 0, true
 }
 
-// checkOpenAddr refuses an address that is not loopback: with no signing
-// key the hub is open to anyone who can reach it.
-func checkOpenAddr(addr string) error {
+// isLoopbackAddr reports whether addr (host:port) is on a loopback
+// interface only.
+func isLoopbackAddr(addr string) (bool, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--addr %q: %v", addr, err)
+		return false, fmt.Errorf("--addr %q: %v", addr, err)
 	}
 	if host == "localhost" {
-		return nil
+		return true, nil
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// errOpenAddr says why the hub will not listen on addr with no key, and
+// the two ways out.
+func errOpenAddr(addr string) error {
+	return fmt.Errorf("refusing to listen on %q: with no signing key the hub is open to anyone, so it listens only on loopback (127.0.0.1, ::1, localhost); "+
+		"configure a key (%s), or pass --insecure-open to accept an open hub", addr, keyFlags)
+}
+
+// addOrigins adds the comma-separated origins of s to *list, each as a
+// browser serializes it in the Origin header, without duplicates.
+func addOrigins(list *[]string, s string) error {
+	for o := range strings.SplitSeq(s, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		origin, err := parseOrigin(o)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(*list, origin) {
+			*list = append(*list, origin)
+		}
 	}
-	return fmt.Errorf("refusing to listen on %q: with no signing key the hub is open to anyone, so it listens only on loopback (127.0.0.1, ::1, localhost)", addr)
+	return nil
+}
+
+// parseOrigin checks that s is an origin, scheme://host[:port], and
+// returns it the way a browser sends it: lower case, without the
+// scheme's default port.
+func parseOrigin(s string) (string, error) {
+	const want = "want scheme://host[:port], like https://app.example.com"
+	switch {
+	case s == "*":
+		return "", errors.New(`"*" is not allowed: the hub answers with credentials (cookies), which browsers never send to "*", and allowing every origin would let any page use a visitor's token; list the origins`)
+	case s == "null":
+		return "", errors.New(`"null" is not allowed: every sandboxed page and local file sends it`)
+	case strings.Contains(s, "*"):
+		return "", fmt.Errorf("%q: wildcards are not supported; list each origin", s)
+	case strings.ContainsAny(s, "?#"):
+		return "", fmt.Errorf("%q has a query or fragment; %s", s, want)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%q: %v; %s", s, err, want)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("%q: scheme must be http or https; %s", s, want)
+	case u.Opaque != "" || u.Host == "" || u.Hostname() == "":
+		return "", fmt.Errorf("%q has no host; %s", s, want)
+	case u.User != nil:
+		return "", fmt.Errorf("%q has a user name; %s", s, want)
+	case u.Path != "":
+		return "", fmt.Errorf("%q has a path (even a trailing / is one); %s", s, want)
+	case strings.HasSuffix(u.Host, ":"):
+		return "", fmt.Errorf("%q has an empty port; %s", s, want)
+	}
+	host := u.Hostname()
+	for _, r := range host {
+		if r >= utf8.RuneSelf {
+			return "", fmt.Errorf("%q: write the host in the ASCII (xn--) form browsers send", s)
+		}
+	}
+	host = strings.ToLower(host)
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	port := u.Port()
+	if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
+		return "", fmt.Errorf("%q: bad port; %s", s, want)
+	}
+	if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return u.Scheme + "://" + host, nil
+}
+
+// addPrefixes adds the comma-separated IP addresses and CIDR prefixes of s
+// to *list. An address is a prefix of its full length. Prefixes are
+// masked, and IPv4-mapped IPv6 ones are made IPv4, as the hub compares
+// them with unmapped peer addresses.
+func addPrefixes(list *[]netip.Prefix, s string) error {
+	for v := range strings.SplitSeq(s, ",") {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		var p netip.Prefix
+		if strings.Contains(v, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(v); err != nil {
+				return fmt.Errorf("%q is not an IP address or CIDR prefix (like 10.0.0.0/8)", v)
+			}
+		} else {
+			a, err := netip.ParseAddr(v)
+			if err != nil || a.Zone() != "" {
+				return fmt.Errorf("%q is not an IP address or CIDR prefix (like 10.0.0.0/8)", v)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return fmt.Errorf("%q: an IPv4-mapped prefix must be /96 or longer", v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
+		if !slices.Contains(*list, p) {
+			*list = append(*list, p)
+		}
+	}
+	return nil
+}
+
+// oneLine joins the lines of err's message, so that a usage error stays
+// one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -136,6 +391,19 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 // closes the store. When ready is not nil, it receives the listening
 // address once the hub accepts connections.
 func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<- net.Addr) error {
+	// The verifier lives until the hub has stopped (it may refresh a key
+	// set meanwhile), but a signal while it starts (fetching a key set)
+	// stops it too.
+	authCtx, stopAuth := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAuth()
+	stopEarly := context.AfterFunc(ctx, stopAuth)
+	tokens, releaseTokens, err := c.jwt.verifier(authCtx, logger)
+	stopEarly()
+	if err != nil {
+		return err
+	}
+	defer releaseTokens()
+
 	log, err := openStore(c)
 	if err != nil {
 		return err
@@ -148,13 +416,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h := hub.New(log, &hub.Options{
-		Retry:      c.retry,
-		Heartbeat:  c.heartbeat,
-		QueueSize:  c.queueSize,
-		Logger:     logger,
-		Registerer: reg,
-	})
+	h := hub.New(log, hubOptions(c, tokens, logger, reg))
 
 	mux := http.NewServeMux()
 	mux.Handle("/", web.Handler())
@@ -163,12 +425,13 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	mux.Handle("/readyz", h)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	srv := newServer(c, mux, logger)
+	scheme, http2 := "http", "off"
+	switch {
+	case c.tlsCert != nil:
+		scheme, http2 = "https", "negotiated"
+	case c.h2c:
+		http2 = "h2c"
 	}
 
 	runCtx, stopRun := context.WithCancel(context.Background())
@@ -178,10 +441,28 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	wg.Go(func() { runErr <- h.Run(runCtx) })
 	wg.Go(func() { trimLoop(runCtx, log, c.retention, c.trimEvery, logger) })
 	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	wg.Go(func() {
+		if c.tlsCert != nil {
+			serveErr <- srv.ServeTLS(ln, "", "") // the certificate is in srv.TLSConfig
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	})
 
-	logger.Info("ssehub serving", "addr", "http://"+ln.Addr().String(), "store", c.store, "data_dir", c.dataDir,
-		"retention_count", c.retention.MaxCount, "retention_age", c.retention.MaxAge)
+	auth := "off"
+	if tokens != nil {
+		auth = "on"
+	}
+	cors := "none"
+	if len(c.corsOrigins) > 0 {
+		cors = strings.Join(c.corsOrigins, ",")
+	}
+	logger.Info("ssehub serving", "addr", scheme+"://"+ln.Addr().String(), "http2", http2, "auth", auth, "cors_origins", cors,
+		"store", c.store, "data_dir", c.dataDir, "retention_count", c.retention.MaxCount, "retention_age", c.retention.MaxAge)
+	if tokens == nil && c.insecureOpen {
+		logger.Warn("--insecure-open: the hub has no signing key, so anyone who can reach it can publish and subscribe; configure "+keyFlags,
+			"addr", ln.Addr().String())
+	}
 	if c.retention == (hub.Retention{}) {
 		logger.Warn("retention is unbounded: history grows until the disk is full (--retention-count 0 --retention-age 0)")
 	}
@@ -217,6 +498,58 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	}
 	logger.Info("stopped")
 	return failure
+}
+
+// hubOptions returns the hub.Options of c.
+func hubOptions(c serveConfig, tokens hub.TokenVerifier, logger *slog.Logger, reg prometheus.Registerer) *hub.Options {
+	return &hub.Options{
+		Retry:          c.retry,
+		Heartbeat:      c.heartbeat,
+		QueueSize:      c.queueSize,
+		MaxBodyBytes:   c.maxBody,
+		Tokens:         tokens,
+		TokenCookie:    c.tokenCookie,
+		TokenQuery:     c.tokenQuery,
+		NoAnonymous:    c.noAnonymous,
+		CORSOrigins:    c.corsOrigins,
+		CORSMaxAge:     c.corsMaxAge,
+		Limits:         c.limits,
+		TrustedProxies: c.trustedProxies,
+		Logger:         logger,
+		Registerer:     reg,
+	}
+}
+
+// newServer returns the http.Server of c for handler: HTTPS with HTTP/2
+// when c has a certificate, HTTP/1.1 and HTTP/2 with prior knowledge
+// when c.h2c, otherwise HTTP/1.1.
+//
+// A client must send its request headers (or finish its TLS handshake,
+// or send the HTTP/2 preface) within the read-header timeout, so one
+// that trickles them cannot hold a connection. There is no ReadTimeout
+// or WriteTimeout: they would end every event stream.
+func newServer(c serveConfig, handler http.Handler, logger *slog.Logger) *http.Server {
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cmp.Or(c.readHeaderTimeout, defaultReadHeaderTimeout),
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	switch {
+	case c.tlsCert != nil:
+		// ServeTLS offers h2 and http/1.1 by ALPN.
+		srv.TLSConfig = &tls.Config{
+			Certificates: []tls.Certificate{*c.tlsCert},
+			MinVersion:   tls.VersionTLS12,
+		}
+	case c.h2c:
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		srv.Protocols = &p
+	}
+	return srv
 }
 
 // openStore opens the Log the configuration names.

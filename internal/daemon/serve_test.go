@@ -1,12 +1,18 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +21,12 @@ import (
 )
 
 func TestServeFlags(t *testing.T) {
+	certFile, keyFile := writeTestCert(t)
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.pem")
 	tests := []struct {
 		name string
 		args []string
@@ -25,6 +37,7 @@ func TestServeFlags(t *testing.T) {
 		{"public address", []string{"serve", "--addr", "0.0.0.0:8080"}, nil, "loopback"},
 		{"all interfaces", []string{"serve", "--addr", ":8080"}, nil, "loopback"},
 		{"bad address", []string{"serve", "--addr", "nope"}, nil, "--addr"},
+		{"bad address with a key", []string{"serve", "--addr", "nope", "--jwt-secret", "0123456789abcdef0123456789abcdef"}, nil, "--addr"},
 		{"negative count", []string{"serve", "--retention-count", "-1"}, nil, "retention-count"},
 		{"zero heartbeat", []string{"serve", "--heartbeat", "0s"}, nil, "heartbeat"},
 		{"zero queue", []string{"serve", "--queue-size", "0"}, nil, "queue-size"},
@@ -32,6 +45,61 @@ func TestServeFlags(t *testing.T) {
 		{"bad env", []string{"serve"}, map[string]string{"SSEHUB_QUEUE_SIZE": "lots"}, "SSEHUB_QUEUE_SIZE"},
 		{"env public address", []string{"serve"}, map[string]string{"SSEHUB_ADDR": "192.0.2.1:80"}, "loopback"},
 		{"default command", []string{"--store", "mongo"}, nil, "bolt or memory"},
+
+		{"cors star", []string{"serve", "--cors-origins", "*"}, nil, "credentials"},
+		{"cors star in a list", []string{"serve", "--cors-origins", "https://a.example, *"}, nil, `"*" is not allowed`},
+		{"cors star from env", []string{"serve"}, map[string]string{"SSEHUB_CORS_ORIGINS": "*"}, "SSEHUB_CORS_ORIGINS"},
+		{"cors null", []string{"serve", "--cors-origins", "null"}, nil, "sandboxed"},
+		{"cors wildcard host", []string{"serve", "--cors-origins", "https://*.example.com"}, nil, "wildcards"},
+		{"cors path", []string{"serve", "--cors-origins", "https://a.example/app"}, nil, "path"},
+		{"cors trailing slash", []string{"serve", "--cors-origins", "https://a.example/"}, nil, "trailing /"},
+		{"cors query", []string{"serve", "--cors-origins", "https://a.example?x=1"}, nil, "query"},
+		{"cors fragment", []string{"serve", "--cors-origins", "https://a.example#top"}, nil, "fragment"},
+		{"cors no scheme", []string{"serve", "--cors-origins", "a.example"}, nil, "scheme"},
+		{"cors host and port without scheme", []string{"serve", "--cors-origins", "a.example:8080"}, nil, "scheme"},
+		{"cors other scheme", []string{"serve", "--cors-origins", "ftp://a.example"}, nil, "http or https"},
+		{"cors user", []string{"serve", "--cors-origins", "https://me@a.example"}, nil, "user"},
+		{"cors no host", []string{"serve", "--cors-origins", "https://"}, nil, "no host"},
+		{"cors empty port", []string{"serve", "--cors-origins", "https://a.example:"}, nil, "port"},
+		{"cors bad port", []string{"serve", "--cors-origins", "https://a.example:99999"}, nil, "port"},
+		{"cors unicode host", []string{"serve", "--cors-origins", "https://bücher.example"}, nil, "xn--"},
+		{"negative cors max age", []string{"serve", "--cors-max-age", "-1s"}, nil, "--cors-max-age"},
+
+		{"half a tls pair: cert", []string{"serve", "--tls-cert", certFile}, nil, "both or neither"},
+		{"half a tls pair: key", []string{"serve", "--tls-key", keyFile}, nil, "both or neither"},
+		{"half a tls pair from env", []string{"serve"}, map[string]string{"SSEHUB_TLS_CERT": certFile}, "both or neither"},
+		{"missing cert file", []string{"serve", "--tls-cert", missing, "--tls-key", keyFile}, nil, "missing.pem"},
+		{"cert not pem", []string{"serve", "--tls-cert", notPEM, "--tls-key", keyFile}, nil, "--tls-cert"},
+		{"key and cert swapped", []string{"serve", "--tls-cert", keyFile, "--tls-key", certFile}, nil, "--tls-cert"},
+		{"h2c with tls", []string{"serve", "--h2c", "--tls-cert", certFile, "--tls-key", keyFile}, nil, "--h2c"},
+		{"zero read header timeout", []string{"serve", "--read-header-timeout", "0s"}, nil, "--read-header-timeout"},
+
+		{"bad proxy", []string{"serve", "--trusted-proxies", "proxy.example"}, nil, "proxy.example"},
+		{"bad cidr bits", []string{"serve", "--trusted-proxies", "10.0.0.0/33"}, nil, "10.0.0.0/33"},
+		{"bad cidr in a list", []string{"serve", "--trusted-proxies", "10.0.0.1, 10.0.0.0/x"}, nil, "10.0.0.0/x"},
+		{"proxy with a zone", []string{"serve", "--trusted-proxies", "fe80::1%eth0"}, nil, "fe80::1%eth0"},
+		{"proxy with a port", []string{"serve", "--trusted-proxies", "10.0.0.1:80"}, nil, "10.0.0.1:80"},
+		{"short mapped prefix", []string{"serve", "--trusted-proxies", "::ffff:10.0.0.0/64"}, nil, "/96"},
+		{"bad proxy from env", []string{"serve"}, map[string]string{"SSEHUB_TRUSTED_PROXIES": "10.0.0.0/8,nope"}, "SSEHUB_TRUSTED_PROXIES"},
+
+		{"negative body", []string{"serve", "--max-body", "-1"}, nil, "--max-body"},
+		{"negative topics", []string{"serve", "--max-topics", "-1"}, nil, "--max-topics"},
+		{"negative selectors", []string{"serve", "--max-selectors", "-1"}, nil, "--max-selectors"},
+		{"negative selector bytes", []string{"serve", "--max-selector-bytes", "-5"}, nil, "--max-selector-bytes"},
+		{"negative event bytes", []string{"serve", "--max-event-bytes", "-1"}, nil, "--max-event-bytes"},
+		{"event larger than body", []string{"serve", "--max-body", "1000", "--max-event-bytes", "2000"}, nil, "--max-event-bytes"},
+		{"streams below -1", []string{"serve", "--max-streams", "-2"}, nil, "--max-streams"},
+		{"per-client streams below -1", []string{"serve", "--max-streams-per-client", "-2"}, nil, "--max-streams-per-client"},
+		{"rate below -1", []string{"serve", "--publish-rate", "-0.5"}, nil, "--publish-rate"},
+		{"rate not a number", []string{"serve", "--publish-rate", "NaN"}, nil, "--publish-rate"},
+		{"rate infinite", []string{"serve", "--publish-rate", "+Inf"}, nil, "--publish-rate"},
+		{"negative burst", []string{"serve", "--publish-burst", "-1"}, nil, "--publish-burst"},
+		{"body timeout below -1s", []string{"serve", "--body-timeout", "-2s"}, nil, "--body-timeout"},
+		{"not a number", []string{"serve", "--max-streams", "many"}, nil, "-max-streams"},
+
+		{"no anonymous without a key", []string{"serve", "--no-anonymous"}, nil, "--no-anonymous"},
+		{"bad cookie name", []string{"serve", "--token-cookie", "my token"}, nil, "--token-cookie"},
+		{"open without the flag", []string{"serve", "--addr", "0.0.0.0:0"}, nil, "--insecure-open"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,6 +107,159 @@ func TestServeFlags(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			checkFails(t, tt.args, exitUsage, tt.want)
+		})
+	}
+}
+
+// TestServeOpenAddrMessage checks that the refusal to listen open beyond
+// loopback names both ways out.
+func TestServeOpenAddrMessage(t *testing.T) {
+	_, _, stderr := runMain(t, "serve", "--addr", "192.0.2.1:80")
+	for _, want := range []string{"192.0.2.1:80", "--jwt-secret", "--jwt-secret-file", "--jwt-public-key", "--jwks-url", "--insecure-open"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q lacks %q", stderr, want)
+		}
+	}
+}
+
+// TestServeHubOptions checks that every flag and variable reaches the
+// hub.Options, normalized.
+func TestServeHubOptions(t *testing.T) {
+	// The defaults are the hub's: zero values.
+	c, _, ok := parseServe(nil, io.Discard, io.Discard)
+	if !ok {
+		t.Fatal("parseServe with no flags failed")
+	}
+	got := hubOptions(c, nil, nil, nil)
+	want := &hub.Options{Retry: 2 * time.Second, Heartbeat: 15 * time.Second, QueueSize: 1024, TokenCookie: hub.DefaultTokenCookie}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("default hubOptions =\n%+v\nwant\n%+v", got, want)
+	}
+	if c.tlsCert != nil || c.h2c || c.insecureOpen {
+		t.Errorf("defaults: TLS %v, h2c %v, insecure-open %v; want all off", c.tlsCert != nil, c.h2c, c.insecureOpen)
+	}
+
+	certFile, keyFile := writeTestCert(t)
+	t.Setenv("SSEHUB_PUBLISH_BURST", "40")
+	t.Setenv("SSEHUB_TRUSTED_PROXIES", "192.0.2.1") // the flag wins
+	c, code, ok := parseServe([]string{
+		"--store", "memory",
+		"--jwt-secret", "0123456789abcdef0123456789abcdef", "--token-cookie", "tok", "--token-query", "--no-anonymous",
+		"--cors-origins", "HTTPS://App.Example:443, http://localhost:3000,https://app.example",
+		"--cors-origins", "http://[::1]:80",
+		"--cors-max-age", "1h",
+		"--max-body", "4096", "--max-topics", "3", "--max-selectors", "4", "--max-selector-bytes", "5",
+		"--max-event-bytes", "1024", "--max-streams", "-1", "--max-streams-per-client", "7",
+		"--publish-rate", "2.5", "--body-timeout", "5s",
+		"--trusted-proxies", "10.1.2.3/8, 127.0.0.1,::1 ,::ffff:172.16.0.0/108,2001:db8::/32",
+		"--tls-cert", certFile, "--tls-key", keyFile,
+		"--read-header-timeout", "3s",
+	}, io.Discard, io.Discard)
+	if !ok {
+		t.Fatalf("parseServe failed with status %d", code)
+	}
+	got = hubOptions(c, nil, nil, nil)
+	want = &hub.Options{
+		Retry: 2 * time.Second, Heartbeat: 15 * time.Second, QueueSize: 1024,
+		MaxBodyBytes: 4096,
+		TokenCookie:  "tok", TokenQuery: true, NoAnonymous: true,
+		CORSOrigins: []string{"https://app.example", "http://localhost:3000", "http://[::1]"},
+		CORSMaxAge:  time.Hour,
+		Limits: hub.Limits{
+			MaxTopics: 3, MaxSelectors: 4, MaxSelectorBytes: 5, MaxEventBytes: 1024,
+			MaxStreams: -1, MaxStreamsPerClient: 7, PublishRate: 2.5, PublishBurst: 40,
+			BodyTimeout: 5 * time.Second,
+		},
+		TrustedProxies: []netip.Prefix{
+			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32"),
+			netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("172.16.0.0/12"),
+			netip.MustParsePrefix("2001:db8::/32"),
+		},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("hubOptions =\n%+v\nwant\n%+v", got, want)
+	}
+	if c.tlsCert == nil || c.tlsCert.Leaf == nil {
+		t.Error("the TLS pair was not loaded")
+	}
+	srv := newServer(c, http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	if srv.ReadHeaderTimeout != 3*time.Second || srv.ReadTimeout != 0 || srv.WriteTimeout != 0 {
+		t.Errorf("server timeouts: read header %v, read %v, write %v; want 3s, 0, 0 (a read or write timeout would end every stream)",
+			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout)
+	}
+	if srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 {
+		t.Errorf("server idle timeout %v, max header bytes %d; want both set", srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use, for logs.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestServeInsecureOpen checks the rule for non-loopback addresses: with
+// no key the hub refuses them unless --insecure-open is given, and then
+// warns; with a key it needs no flag. The hub binds all interfaces, but
+// the test reaches it only over loopback.
+func TestServeInsecureOpen(t *testing.T) {
+	const addr = "0.0.0.0:0"
+	tests := []struct {
+		name     string
+		args     []string
+		wantWarn bool
+		wantAuth string
+	}{
+		{"insecure open", []string{"--insecure-open"}, true, "auth=off"},
+		{"insecure open from env", []string{"SSEHUB_INSECURE_OPEN=true"}, true, "auth=off"},
+		// Needs the JWT verifier (authflags.go).
+		{"with a key", []string{"--jwt-secret", "0123456789abcdef0123456789abcdef"}, false, "auth=on"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"--addr", addr, "--store", "memory"}
+			for _, a := range tt.args {
+				if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "SSEHUB_") {
+					t.Setenv(k, v)
+					continue
+				}
+				args = append(args, a)
+			}
+			var errOut strings.Builder
+			c, code, ok := parseServe(args, io.Discard, &errOut)
+			if !ok {
+				t.Fatalf("parseServe(%q): status %d, %s", args, code, errOut.String())
+			}
+			var logs syncBuffer
+			base, stop := startServeLogging(t, c, slog.New(slog.NewTextHandler(&logs, nil)))
+			resp, err := http.Get(base + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if err := stop(); err != nil {
+				t.Errorf("serve returned %v; want nil", err)
+			}
+			out := logs.String()
+			warned := strings.Contains(out, "level=WARN") && strings.Contains(out, "--insecure-open")
+			if warned != tt.wantWarn {
+				t.Errorf("warned about --insecure-open: %v; want %v. Logs:\n%s", warned, tt.wantWarn, out)
+			}
+			if !strings.Contains(out, tt.wantAuth) {
+				t.Errorf("logs lack %q:\n%s", tt.wantAuth, out)
+			}
 		})
 	}
 }
@@ -59,9 +280,17 @@ func TestServeEnvAndFlagPrecedence(t *testing.T) {
 	}
 }
 
-// startServe runs serve with c on a free loopback port and returns its base
-// URL and a function that stops it and returns serve's error.
+// startServe runs serve with c and returns its base URL and a function
+// that stops it and returns serve's error.
 func startServe(t *testing.T, c serveConfig) (string, func() error) {
+	t.Helper()
+	return startServeLogging(t, c, slog.New(slog.DiscardHandler))
+}
+
+// startServeLogging is startServe with serve's logs going to logger. The
+// base URL is https when c has a certificate, and on loopback even when
+// the hub listens on all interfaces.
+func startServeLogging(t *testing.T, c serveConfig, logger *slog.Logger) (string, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
@@ -69,7 +298,7 @@ func startServe(t *testing.T, c serveConfig) (string, func() error) {
 	var err error // set before done is closed
 	go func() {
 		defer close(done)
-		err = serve(ctx, c, slog.New(slog.DiscardHandler), ready)
+		err = serve(ctx, c, logger, ready)
 	}()
 	select {
 	case addr := <-ready:
@@ -84,8 +313,8 @@ func startServe(t *testing.T, c serveConfig) (string, func() error) {
 			}
 		}
 		t.Cleanup(func() { cancel(); <-done })
-		base := "http://" + addr.String()
-		waitReady(t, base)
+		base := loopbackBase(c, addr)
+		waitReadyClient(t, testClient(t, c), base)
 		return base, stop
 	case <-done:
 		cancel()
@@ -97,12 +326,34 @@ func startServe(t *testing.T, c serveConfig) (string, func() error) {
 	return "", nil
 }
 
+// loopbackBase returns the URL of the hub c configures listening on addr,
+// reached over loopback: a hub listening on all interfaces is reached at
+// 127.0.0.1.
+func loopbackBase(c serveConfig, addr net.Addr) string {
+	scheme := "http"
+	if c.tlsCert != nil {
+		scheme = "https"
+	}
+	ap := addr.(*net.TCPAddr).AddrPort()
+	ip := ap.Addr().Unmap()
+	if ip.IsUnspecified() {
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return scheme + "://" + netip.AddrPortFrom(ip, ap.Port()).String()
+}
+
 // waitReady polls /readyz until the hub says it is ready, for up to 20s.
 func waitReady(t *testing.T, base string) {
 	t.Helper()
+	waitReadyClient(t, http.DefaultClient, base)
+}
+
+// waitReadyClient is waitReady with client.
+func waitReadyClient(t *testing.T, client *http.Client, base string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := client.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -37,6 +37,7 @@ type fakeHub struct {
 	streams    map[*fakeStream]bool // connected subscribers
 	subscribes [][]string           // the topics of each subscribe request
 	publishes  []url.Values         // the form of each publish request
+	auths      []string             // the Authorization header of each publish request
 }
 
 type fakeStream struct {
@@ -122,6 +123,7 @@ func (h *fakeHub) publish(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.publishes = append(h.publishes, f)
+	h.auths = append(h.auths, r.Header.Get("Authorization"))
 	topics := f["topic"]
 	if len(topics) == 0 {
 		problem(w, http.StatusBadRequest, "topic is required")
@@ -171,6 +173,15 @@ func (h *fakeHub) lastSubscribe() []string {
 		return nil
 	}
 	return h.subscribes[len(h.subscribes)-1]
+}
+
+func (h *fakeHub) lastAuth() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.auths) == 0 {
+		return "(no publish)"
+	}
+	return h.auths[len(h.auths)-1]
 }
 
 func (h *fakeHub) lastPublish() url.Values {
@@ -469,6 +480,9 @@ func TestConsole(t *testing.T) {
 		if _, ok := f["type"]; ok {
 			t.Errorf("published type %q; want no type field when the field is empty", f["type"])
 		}
+		if got := hub.lastAuth(); got != "" {
+			t.Errorf("published with Authorization %q; want none while the token field is empty", got)
+		}
 
 		do(t, ctx, "publish with a type and an ID",
 			setValue("publish-type", "greet"),
@@ -477,6 +491,17 @@ func TestConsole(t *testing.T) {
 		waitJS(t, ctx, "the event with the given ID is in the log", hasRowJS("event", "greet", "my-id", "from the <page>"))
 		waitJS(t, ctx, "the page shows the given ID",
 			`document.querySelector('[data-testid="publish-event-id"]')?.textContent === "my-id"`)
+
+		do(t, ctx, "publish with a token",
+			setValue("publish-id", ""),
+			setValue("publish-token", " tok.en-123 "),
+			chromedp.Click(byTestID("publish-submit")))
+		waitJS(t, ctx, "the page shows a new ID",
+			`(e => e && e.textContent !== "my-id")(document.querySelector('[data-testid="publish-event-id"]'))`)
+		if got := hub.lastAuth(); got != "Bearer tok.en-123" {
+			t.Errorf("published with Authorization %q; want \"Bearer tok.en-123\"", got)
+		}
+		do(t, ctx, "clear the token; the ID again for the next test", setValue("publish-token", ""), setValue("publish-id", "my-id"))
 	})
 
 	t.Run("publish errors", func(t *testing.T) {

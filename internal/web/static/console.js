@@ -27,6 +27,7 @@
     pubID: byTestID("publish-id"),
     pubData: byTestID("publish-data"),
     pubPrivate: byTestID("publish-private"),
+    pubToken: byTestID("publish-token"),
     pubSubmit: byTestID("publish-submit"),
     pubResult: byTestID("publish-result"),
     rateNow: byTestID("rate-now"),
@@ -318,10 +319,15 @@
     ui.pubSubmit.disabled = true;
     showResult("pending", "Publishing…");
     try {
+      const headers = { Accept: "text/plain, application/problem+json" };
+      // A hub with keys takes a publish token only from this header, never
+      // from a cookie (see docs/SECURITY.md).
+      const token = ui.pubToken.value.trim();
+      if (token) headers.Authorization = "Bearer " + token;
       const res = await fetch("events", {
         method: "POST",
         body, // sent as application/x-www-form-urlencoded
-        headers: { Accept: "text/plain, application/problem+json" },
+        headers,
         cache: "no-store",
       });
       const text = await res.text();
