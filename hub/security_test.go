@@ -824,3 +824,24 @@ func TestSecuritySlowBody(t *testing.T) {
 		t.Errorf("ssehub_publishes_total{outcome=timeout} = %v; want 1", n)
 	}
 }
+
+// TestSecurityMaxStreams: the hub's own stream limit answers 429 with
+// Retry-After, whoever asks, and frees a slot when a stream ends.
+func TestSecurityMaxStreams(t *testing.T) {
+	th := securityHub(t, hub.Options{Limits: hub.Limits{MaxStreams: 2}, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	first := th.subscribe(t, "topic=a", http.Header{"X-Forwarded-For": {"203.0.113.1"}})
+	th.subscribe(t, "topic=a", http.Header{"X-Forwarded-For": {"203.0.113.2"}})
+	resp, body := th.do(t, http.MethodGet, "/events?topic=a", http.Header{"X-Forwarded-For": {"203.0.113.3"}}, "")
+	checkProblem(t, resp.StatusCode, resp.Header.Get("Content-Type"), body, 429, "as many event streams as it may")
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if n := th.metric(t, "ssehub_refused_total", "reason", "streams"); n != 1 {
+		t.Errorf("ssehub_refused_total{reason=streams} = %v; want 1", n)
+	}
+	first.resp.Body.Close()
+	waitFor(t, waitTimeout, func() bool {
+		resp, _ := th.do(t, http.MethodGet, "/events?topic=a", nil, "")
+		return resp.StatusCode == 200
+	})
+}
