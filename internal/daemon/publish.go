@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,9 +24,14 @@ Publishes an event to a hub and prints its ID. Without --data, every line
 of standard input is the data of one event (empty lines are skipped); lines
 are sent in NDJSON batches, and the IDs are printed one per line, in order.
 
+A hub with keys needs a publish token (--token, or SSEHUB_TOKEN, which
+keeps it off the command line). When the hub answers 429, publish waits
+as long as its Retry-After says (up to a minute) and sends again.
+
 Examples:
   ssehub publish --topic chat/general --type message --data 'hello'
   tail -f app.log | ssehub publish --url http://127.0.0.1:8080 --topic logs/app
+  SSEHUB_TOKEN=$(cat backend.jwt) ssehub publish --topic chat/general --data 'hi'
 
 Flags:
 `
@@ -57,6 +63,7 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	data := fs.String("data", "", "event data; without it, each stdin line is one event")
 	retry := fs.Duration("retry", 0, "reconnection delay to send with the event")
 	private := fs.Bool("private", false, "deliver only to subscribers authorised for the topic")
+	token := fs.String("token", "", "send this bearer `token` (a JWT from your issuer or 'ssehub token')")
 	withEnvHelp(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), publishUsage)
@@ -88,7 +95,7 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	case *retry < 0:
 		return fail(exitUsage, "--retry must not be negative")
 	}
-	p := &publisher{client: &http.Client{Timeout: 30 * time.Second}, url: endpoint, out: stdout}
+	p := &publisher{client: &http.Client{Timeout: 30 * time.Second}, url: endpoint, token: strings.TrimSpace(*token), out: stdout}
 	base := publishEvent{Topic: topics, Type: *typ, ID: *id, Retry: retry.Milliseconds(), Private: *private}
 	if dataGiven {
 		ev := base
@@ -123,8 +130,12 @@ func eventsURL(base string) (string, error) {
 type publisher struct {
 	client *http.Client
 	url    string
+	token  string // sent as a bearer token when not empty
 	out    io.Writer
 }
+
+// maxRetryAfter is the longest Retry-After that send waits for.
+const maxRetryAfter = time.Minute
 
 // lines publishes each non-empty line of r as one event's data. Lines are
 // batched while more input is already buffered, so a pipe is sent in large
@@ -156,14 +167,32 @@ func (p *publisher) lines(ctx context.Context, r io.Reader, base publishEvent) e
 	}
 }
 
-// send publishes events: one as JSON, several as an NDJSON batch.
+// send publishes events: one as JSON, several as an NDJSON batch. On a
+// 429 it waits for the Retry-After the hub gives, if at most
+// maxRetryAfter, and sends again.
 func (p *publisher) send(ctx context.Context, events []publishEvent) error {
+	for {
+		wait, err := p.post(ctx, events)
+		if wait == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// post sends events once. When the hub answers 429 with a Retry-After of
+// at most maxRetryAfter, it returns that delay with the error.
+func (p *publisher) post(ctx context.Context, events []publishEvent) (time.Duration, error) {
 	var body bytes.Buffer
 	enc := json.NewEncoder(&body)
 	enc.SetEscapeHTML(false)
 	for _, ev := range events {
 		if err := enc.Encode(ev); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	ctype := "application/json"
@@ -172,25 +201,34 @@ func (p *publisher) send(ctx context.Context, events []publishEvent) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, &body)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", ctype)
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return fmt.Errorf("read response: %w", err)
+		return 0, fmt.Errorf("read response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return errors.New("hub answered " + problem.Message(resp, respBody))
+		err := errors.New("hub answered " + problem.Message(resp, respBody))
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if s, e := strconv.Atoi(resp.Header.Get("Retry-After")); e == nil && s > 0 && time.Duration(s)*time.Second <= maxRetryAfter {
+				return time.Duration(s) * time.Second, err
+			}
+		}
+		return 0, err
 	}
 	ids := strings.Split(strings.TrimRight(string(respBody), "\n"), "\n")
 	if len(ids) != len(events) {
-		return fmt.Errorf("hub answered %d IDs for %d events", len(ids), len(events))
+		return 0, fmt.Errorf("hub answered %d IDs for %d events", len(ids), len(events))
 	}
 	_, err = io.WriteString(p.out, strings.Join(ids, "\n")+"\n")
-	return err
+	return 0, err
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ssehub/ssehub/eventsource"
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/jwtauth"
 )
 
 func TestServeFlags(t *testing.T) {
@@ -484,5 +485,36 @@ func TestPublishErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkFails(t, tt.args, tt.code, tt.want) })
+	}
+}
+
+// TestPublishToken: against a hub with keys, publish needs --token (or
+// SSEHUB_TOKEN), and waits out a 429 for the Retry-After the hub gives.
+func TestPublishToken(t *testing.T) {
+	c := testServeConfig(t, "127.0.0.1:0")
+	c.jwt.secret = testSecret
+	c.limits.PublishRate, c.limits.PublishBurst = 1, 1
+	base, _ := startServe(t, c)
+	tok, err := jwtauth.Mint([]byte(testSecret), jwtauth.Claims{Publish: []string{"chat/*"}, Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	checkFails(t, []string{"publish", "--url", base, "--topic", "chat/a", "--data", "x"}, exitFail, "401")
+	checkFails(t, []string{"publish", "--url", base, "--topic", "other", "--data", "x", "--token", tok}, exitFail, "403")
+	code, stdout, stderr := runMain(t, "publish", "--url", base, "--topic", "chat/a", "--data", "x", "--token", tok)
+	if code != exitOK || stdout != "1\n" {
+		t.Fatalf("publish --token: status %d, stdout %q, stderr %q; want 0 and ID 1", code, stdout, stderr)
+	}
+	// The token's budget (1 event, 1 a second) is spent: the hub answers
+	// 429 with Retry-After 1, and publish sends again after it.
+	t.Setenv("SSEHUB_TOKEN", tok)
+	start := time.Now()
+	code, stdout, stderr = runMain(t, "publish", "--url", base, "--topic", "chat/a", "--data", "y")
+	if code != exitOK || stdout != "2\n" {
+		t.Fatalf("publish with SSEHUB_TOKEN: status %d, stdout %q, stderr %q; want 0 and ID 2", code, stdout, stderr)
+	}
+	if took := time.Since(start); took < 500*time.Millisecond {
+		t.Errorf("published after %v; want it to have waited for the Retry-After", took)
 	}
 }
