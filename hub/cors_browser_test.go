@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/hub/jwtauth"
@@ -51,29 +50,19 @@ func TestBrowserCORSCookie(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	h := hub.New(memHubLog(t), &hub.Options{Tokens: v, CORSOrigins: []string{allowed.URL}, Registerer: reg})
 	reader := hs256(t, grantClaims(nil, []string{"secret/*"}))
-	mux := http.NewServeMux()
-	mux.Handle("/", h)
-	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) { // the app's login, in a real deployment
-		http.SetCookie(w, &http.Cookie{Name: hub.DefaultTokenCookie, Value: reader, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
-		fmt.Fprint(w, "logged in")
+	opts := &hub.Options{Tokens: v, CORSOrigins: []string{allowed.URL}}
+	th := startHubWith(t, opts, nil, true, func(h http.Handler) *httptest.Server {
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) { // the app's login, in a real deployment
+			http.SetCookie(w, &http.Cookie{Name: hub.DefaultTokenCookie, Value: reader, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+			fmt.Fprint(w, "logged in")
+		})
+		return httptest.NewServer(mux)
 	})
-	srv := httptest.NewServer(mux)
-	runCtx, stop := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- h.Run(runCtx) }()
-	th := &testHub{h: h, srv: srv, reg: reg, client: srv.Client(), runErr: runErr}
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer scancel()
-		_ = h.Shutdown(sctx)
-		stop()
-		<-runErr
-		srv.Close()
-	}()
 	waitFor(t, waitTimeout, th.ready)
+	srv := th.srv
 
 	publisher := hs256(t, grantClaims([]string{"**"}, nil))
 	publish := func(data string) {

@@ -66,6 +66,13 @@ func newTestHub(t *testing.T, opts *hub.Options, log hub.Log) *testHub {
 // startHub is newTestHub, with Run started only if run is set.
 func startHub(t *testing.T, opts *hub.Options, log hub.Log, run bool) *testHub {
 	t.Helper()
+	return startHubWith(t, opts, log, run, httptest.NewServer)
+}
+
+// startHubWith is startHub with the hub served by the server newServer
+// starts for it.
+func startHubWith(t *testing.T, opts *hub.Options, log hub.Log, run bool, newServer func(http.Handler) *httptest.Server) *testHub {
+	t.Helper()
 	var o hub.Options
 	if opts != nil {
 		o = *opts
@@ -78,7 +85,7 @@ func startHub(t *testing.T, opts *hub.Options, log hub.Log, run bool) *testHub {
 		log = ms
 	}
 	h := hub.New(log, &o)
-	srv := httptest.NewServer(h)
+	srv := newServer(h)
 	th := &testHub{h: h, log: log, srv: srv, reg: reg, client: srv.Client(), runErr: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	if run {
@@ -250,7 +257,13 @@ func (th *testHub) subscribe(t *testing.T, query string, header http.Header) *te
 // get sends a GET for path with the header.
 func (th *testHub) get(t *testing.T, path string, header http.Header) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, th.srv.URL+path, nil)
+	return th.send(t, http.MethodGet, path, header, "")
+}
+
+// send sends a request for path with the header and body.
+func (th *testHub) send(t *testing.T, method, path string, header http.Header, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, th.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,12 +24,10 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/hub/jwtauth"
 	"github.com/ssehub/ssehub/sse"
-	"github.com/ssehub/ssehub/store/memstore"
 )
 
 // The security suite: each case sends real requests to a hub that
@@ -111,21 +109,11 @@ func securityHub(t *testing.T, opts hub.Options) *testHub {
 	return newTestHub(t, &opts, nil)
 }
 
-// do sends a request to the hub and returns the response, its body read
-// (for a non-stream), and closes it.
+// do sends a request to the hub and returns the response, with its body
+// read, unless it is a stream, and closed.
 func (th *testHub) do(t *testing.T, method, path string, header http.Header, body string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, th.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := th.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := th.send(t, method, path, header, body)
 	defer resp.Body.Close()
 	if resp.Header.Get("Content-Type") == "text/event-stream" {
 		return resp, ""
@@ -717,23 +705,11 @@ func securityHubH2(t *testing.T) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	h := hub.New(memHubLog(t), &hub.Options{Tokens: v, Registerer: reg})
-	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	runCtx, stop := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- h.Run(runCtx) }()
-	th := &testHub{h: h, srv: srv, reg: reg, client: srv.Client(), runErr: runErr}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer scancel()
-		_ = h.Shutdown(sctx)
-		stop()
-		<-runErr
-		th.client.CloseIdleConnections()
-		srv.Close()
+	th := startHubWith(t, &hub.Options{Tokens: v}, nil, true, func(h http.Handler) *httptest.Server {
+		srv := httptest.NewUnstartedServer(h)
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+		return srv
 	})
 	waitFor(t, waitTimeout, th.ready)
 	return th
@@ -784,14 +760,6 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// memHubLog returns a new memstore, closed when the test ends.
-func memHubLog(t *testing.T) hub.Log {
-	t.Helper()
-	ms := memstore.New()
-	t.Cleanup(func() { ms.Close() })
-	return ms
 }
 
 // TestSecuritySlowBody: a publisher that sends its body too slowly is
