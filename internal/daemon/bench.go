@@ -85,6 +85,7 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 	})
 	fs.StringVar(&o.IO, "io", "", "subscriber I/O: epoll (Linux, http) or goroutine (default: epoll where possible)")
 	fs.IntVar(&o.Workers, "workers", 0, "epoll loops reading the subscribers (default: half the CPUs, at least 1)")
+	fs.DurationVar(&o.PollEvery, "poll-every", 0, "with epoll I/O, poll the subscribers' sockets this often instead of sleeping in epoll_wait, so that the hub's writes wake no reader on this machine (0: sleep in epoll_wait)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
@@ -126,6 +127,8 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 		return fail("--io must be epoll or goroutine, not %q", o.IO)
 	case o.Workers < 0:
 		return fail("--workers must not be negative")
+	case o.PollEvery < 0 || o.PollEvery > time.Second:
+		return fail("--poll-every must be between 0 and 1s")
 	}
 	// Zero means "none" on the command line, "default" in Options.
 	if warmup.set {
@@ -419,6 +422,9 @@ func writeReport(w io.Writer, r *loadgen.Report) {
 		if t.Workers > 1 {
 			model += "s"
 		}
+	}
+	if t.PollEvery > 0 {
+		model += ", polling every " + fmtMs(t.PollEvery)
 	}
 	p("this tool", "CPU %.0f%% of a core connecting, %.0f%% publishing; RSS %s connected, peak %s; %s",
 		t.ConnectCPUPercent, t.CPUPercent, fmtKiB(t.RSSConnectedKiB), fmtKiB(t.MaxRSSKiB), model)

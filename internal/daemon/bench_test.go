@@ -33,6 +33,8 @@ func TestBenchFlags(t *testing.T) {
 		{"negative drain", []string{"--drain", "-1s", "http://a"}, "--drain"},
 		{"long warmup", []string{"--warmup", "20s", "--duration", "10s", "http://a"}, "--warmup"},
 		{"bad io", []string{"--io", "poll", "http://a"}, "--io"},
+		{"negative poll", []string{"--poll-every", "-1ms", "http://a"}, "--poll-every"},
+		{"slow poll", []string{"--poll-every", "2s", "http://a"}, "--poll-every"},
 		{"bad source", []string{"--source-ips", "nope", "http://a"}, "--source-ips"},
 		{"huge prefix", []string{"--source-ips", "10.0.0.0/8", "http://a"}, "--source-ips"},
 		{"bad header", []string{"--header", "nocolon", "http://a"}, "header"},
@@ -58,7 +60,7 @@ func TestBenchHelp(t *testing.T) {
 }
 
 func TestBenchParse(t *testing.T) {
-	c, code, ok := parseBench([]string{"http://127.0.0.1:1/events?topic=a/b", "--rate", "5", "--warmup", "0", "--drain", "0",
+	c, code, ok := parseBench([]string{"http://127.0.0.1:1/events?topic=a/b", "--rate", "5", "--warmup", "0", "--drain", "0", "--poll-every", "1ms",
 		"--source-ips", "127.0.0.8/30, 127.0.0.20", "--header", "Authorization: Bearer x"}, os.Stdout, os.Stderr)
 	if !ok {
 		t.Fatalf("parseBench failed with status %d", code)
@@ -67,12 +69,12 @@ func TestBenchParse(t *testing.T) {
 	want := []netip.Addr{netip.MustParseAddr("127.0.0.9"), netip.MustParseAddr("127.0.0.10"), netip.MustParseAddr("127.0.0.20")}
 	if o.URL != "http://127.0.0.1:1/events" || o.Topic != "a/b" || o.Rate != 5 || o.Warmup >= 0 || o.Drain >= 0 ||
 		len(o.SourceIPs) != 3 || o.SourceIPs[0] != want[0] || o.SourceIPs[1] != want[1] || o.SourceIPs[2] != want[2] ||
-		o.Header.Get("Authorization") != "Bearer x" {
-		t.Errorf("options = %+v; want URL without the topic, topic a/b, rate 5, no warm-up or drain, sources %v, the header", o, want)
+		o.Header.Get("Authorization") != "Bearer x" || o.PollEvery != time.Millisecond {
+		t.Errorf("options = %+v; want URL without the topic, topic a/b, rate 5, no warm-up or drain, sources %v, the header, polling every 1ms", o, want)
 	}
 	c, _, _ = parseBench([]string{"http://127.0.0.1:1"}, os.Stdout, os.Stderr)
-	if !strings.HasPrefix(c.opts.Topic, "bench/") || c.opts.URL != "http://127.0.0.1:1/events" {
-		t.Errorf("default topic %q, URL %q; want bench/<random>, the /events endpoint", c.opts.Topic, c.opts.URL)
+	if !strings.HasPrefix(c.opts.Topic, "bench/") || c.opts.URL != "http://127.0.0.1:1/events" || c.opts.PollEvery != 0 {
+		t.Errorf("default topic %q, URL %q, poll every %v; want bench/<random>, the /events endpoint, no polling", c.opts.Topic, c.opts.URL, c.opts.PollEvery)
 	}
 }
 

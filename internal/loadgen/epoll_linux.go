@@ -128,10 +128,22 @@ func (e *epollIO) close() {
 
 // loop waits for events and handles them until close wakes it, then
 // closes every connection and the epoll set.
+//
+// With Options.PollEvery, it never sleeps in epoll_wait: it takes what
+// is ready with a zero timeout and, when that was less than a full
+// batch, sleeps until PollEvery after the start of the last poll (or the
+// next timer, if sooner). So the hub's writes find no reader waiting on
+// the socket to wake, as with subscribers on other machines.
 func (w *epollWorker) loop() {
 	events := make([]unix.EpollEvent, 256)
 	timeout := 100 // milliseconds
+	poll := w.e.r.o.PollEvery
+	var polled time.Time
 	for {
+		if poll > 0 {
+			polled = time.Now()
+			timeout = 0
+		}
 		n, err := unix.EpollWait(w.epfd, events, timeout)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			n = 0 // not expected; the loop goes on until closed
@@ -147,7 +159,8 @@ func (w *epollWorker) loop() {
 				w.handleLocked(sb, ev.Events)
 			}
 		}
-		timeout = w.runTimersLocked(time.Now().UnixNano())
+		now := time.Now()
+		timeout = w.runTimersLocked(now.UnixNano())
 		if w.closed {
 			for fd, sb := range w.subs {
 				if sb != nil {
@@ -161,6 +174,14 @@ func (w *epollWorker) loop() {
 			return
 		}
 		w.rec.mu.Unlock()
+		if poll > 0 && n < len(events) {
+			// Sleep until the next poll is due, or the next timer.
+			// Close is seen within a poll.
+			d := min(polled.Add(poll).Sub(now), time.Duration(timeout)*time.Millisecond)
+			if d > 0 {
+				time.Sleep(d)
+			}
+		}
 	}
 }
 

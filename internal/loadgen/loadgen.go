@@ -109,6 +109,20 @@ type Options struct {
 	// more sockets per wakeup, which costs less CPU.
 	Workers int
 
+	// PollEvery, if positive, makes each epoll loop poll its sockets
+	// this often instead of sleeping in epoll_wait until one is ready:
+	// it takes what is ready without waiting, reads it, and sleeps until
+	// the next poll is due (at once again if a full batch was ready). A
+	// reader asleep in epoll_wait is woken by the write that readies a
+	// socket, and on one machine the hub pays for that wake-up inside
+	// its write(2), which it does not for subscribers on other machines;
+	// a polling reader is never waiting, so the hub does not pay it.
+	// Events are timed by their arrival in the socket either way, so the
+	// data waits up to PollEvery longer for this tool (see
+	// ToolReport.ReadDelay) without adding to the latency. If zero, the
+	// loops sleep in epoll_wait. Only IOEpoll polls.
+	PollEvery time.Duration
+
 	// Progress, if not nil, is called every ProgressEvery while the run
 	// goes on, from the goroutine that called Run.
 	Progress func(Progress)
@@ -183,7 +197,7 @@ func (o *Options) validate() error {
 		return errors.New("loadgen: connect rate must be a positive number")
 	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
 		return errors.New("loadgen: rate must be a positive number")
-	case o.Duration < 0 || o.ConnectTimeout < 0 || o.BatchEvery < 0 || o.ProgressEvery < 0:
+	case o.Duration < 0 || o.ConnectTimeout < 0 || o.BatchEvery < 0 || o.ProgressEvery < 0 || o.PollEvery < 0:
 		return errors.New("loadgen: negative duration")
 	case o.Size < 0 || o.Size > maxSize:
 		return fmt.Errorf("loadgen: size must be between 0 and %d", maxSize)
@@ -294,6 +308,9 @@ type ServerReport struct {
 type ToolReport struct {
 	IO      string `json:"io"`
 	Workers int    `json:"workers,omitempty"`
+	// PollEvery is Options.PollEvery in milliseconds, when the epoll
+	// loops polled; zero when they slept in epoll_wait.
+	PollEvery float64 `json:"poll_every_ms,omitempty"`
 	// CPU use in percent of one core while connecting, and while
 	// publishing and draining.
 	ConnectCPUPercent float64 `json:"connect_cpu_percent"`
@@ -550,6 +567,7 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 	}
 	if opts.IO == IOEpoll {
 		rep.Tool.Workers = opts.Workers
+		rep.Tool.PollEvery = ms(opts.PollEvery)
 	}
 	m := &meter{r: r, model: model, progress: opts.Progress, every: opts.ProgressEvery}
 	t0 := time.Now()

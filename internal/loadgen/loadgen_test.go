@@ -79,13 +79,26 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 // TestRunAgainstHub is a small lossless run against the real hub.
 func TestRunAgainstHub(t *testing.T) {
 	url := startHub(t)
+	type ioCase struct {
+		name  string
+		model string
+		poll  time.Duration
+	}
+	var cases []ioCase
 	for _, model := range ioModels() {
-		t.Run(model, func(t *testing.T) {
+		cases = append(cases, ioCase{model, model, 0})
+	}
+	if epollAvailable {
+		cases = append(cases, ioCase{"epoll-polling", IOEpoll, 2 * time.Millisecond})
+	}
+	for _, tc := range cases {
+		model := tc.model
+		t.Run(tc.name, func(t *testing.T) {
 			const subs, rate = 20, 50
 			var progress []Progress
 			rep, err := Run(context.Background(), &Options{
-				URL: url, Topic: "bench/" + model, Subscribers: subs, Rate: rate,
-				Duration: time.Second, IO: model, Workers: 2,
+				URL: url, Topic: "bench/" + tc.name, Subscribers: subs, Rate: rate,
+				Duration: time.Second, IO: model, Workers: 2, PollEvery: tc.poll,
 				Progress: func(p Progress) { progress = append(progress, p) }, ProgressEvery: 200 * time.Millisecond,
 			})
 			if err != nil {
@@ -111,8 +124,8 @@ func TestRunAgainstHub(t *testing.T) {
 			if rep.PerSecond <= 0 || rep.SteadyTo <= rep.SteadyFrom || rep.Interrupted {
 				t.Errorf("per second %v over %v–%vs, interrupted %v; want a positive rate, not interrupted", rep.PerSecond, rep.SteadyFrom, rep.SteadyTo, rep.Interrupted)
 			}
-			if rep.Tool.IO != model || rep.Tool.MaxRSSKiB <= 0 && epollAvailable {
-				t.Errorf("tool = %+v; want I/O %s and an RSS", rep.Tool, model)
+			if rep.Tool.IO != model || rep.Tool.MaxRSSKiB <= 0 && epollAvailable || rep.Tool.PollEvery != ms(tc.poll) {
+				t.Errorf("tool = %+v; want I/O %s, an RSS, polling every %v", rep.Tool, model, tc.poll)
 			}
 			if want := model == IOEpoll && arrivalTimesAvailable(t); rep.Tool.ArrivalTimes != want ||
 				want && (rep.Tool.ReadDelay.Count == 0 || rep.Tool.ReadDelay.Max > 1000) {
