@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -155,6 +156,7 @@ func tamper(t *testing.T, tok string, c jwt.MapClaims) string {
 
 func TestSecurityTokens(t *testing.T) {
 	th := securityHub(t, hub.Options{})
+	watch := th.subscribe(t, "topic=**", nil) // sees whatever gets published
 	k := testKeys(t)
 	all := grantClaims([]string{"**"}, []string{"**"})
 	valid := hs256(t, all)
@@ -185,7 +187,8 @@ func TestSecurityTokens(t *testing.T) {
 	}
 	for _, tc := range tokens {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := th.do(t, http.MethodPost, "/events", formHeader(bearer(tc.tok)), "topic=chat/a&data=x")
+			form := url.Values{"topic": {"chat/a"}, "data": {"token " + tc.name}}
+			resp, body := th.do(t, http.MethodPost, "/events", formHeader(bearer(tc.tok)), form.Encode())
 			if resp.StatusCode != tc.want {
 				t.Errorf("publish = %d %s; want %d", resp.StatusCode, body, tc.want)
 			}
@@ -229,6 +232,18 @@ func TestSecurityTokens(t *testing.T) {
 			t.Errorf("publish = %d %s; want 401", resp.StatusCode, body)
 		}
 	})
+	// Only the valid tokens published anything.
+	resp, body := th.do(t, http.MethodPost, "/events", formHeader(bearer(valid)), "topic=end&data=marker")
+	if resp.StatusCode != 200 {
+		t.Fatalf("marker = %d %s", resp.StatusCode, body)
+	}
+	var got []string
+	for _, ev := range watch.waitID(t, strings.TrimSpace(body)) {
+		got = append(got, ev.Data)
+	}
+	if want := []string{"token valid HS256", "token valid RS256", "marker"}; !slices.Equal(got, want) {
+		t.Errorf("published %q; want only %q", got, want)
+	}
 	if n := th.metric(t, "ssehub_refused_total", "reason", "token"); n < 20 {
 		t.Errorf("ssehub_refused_total{reason=token} = %v; want at least 20", n)
 	}
@@ -476,6 +491,7 @@ func TestSecurityLimits(t *testing.T) {
 	tok := hs256(t, grantClaims([]string{"**"}, []string{"**"}))
 	pub := formHeader(bearer(tok))
 	long := strings.Repeat("x", 33)
+	watch := th.subscribe(t, "topic=**", http.Header{"X-Forwarded-For": {"198.51.100.1"}}) // not counted with the test's own address
 
 	for _, tc := range []struct {
 		name   string
@@ -496,6 +512,14 @@ func TestSecurityLimits(t *testing.T) {
 			resp, body := th.do(t, tc.method, tc.path, pub, tc.body)
 			checkProblem(t, resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.want, tc.about)
 		})
+	}
+	// None of the refused events was published.
+	resp, body := th.do(t, http.MethodPost, "/events", pub, "topic=end&data=marker")
+	if resp.StatusCode != 200 {
+		t.Fatalf("marker = %d %s", resp.StatusCode, body)
+	}
+	if evs := watch.waitID(t, strings.TrimSpace(body)); len(evs) != 1 {
+		t.Errorf("events before the marker: %+v; want none", evs[:len(evs)-1])
 	}
 
 	t.Run("too many streams from one address", func(t *testing.T) {
