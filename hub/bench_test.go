@@ -48,7 +48,9 @@ var benchRecord = Record{Topics: []string{"prices/acme"}, ID: "evt", Type: "pric
 // benchSubs registers n subscribers with selector sel on a running Hub,
 // each with a Stream to drain into.
 func benchSubs(b *testing.B, n int, sel string) (*Hub, []*subscriber, []*ssehttp.Stream) {
-	h := runningHub(b, &Options{QueueSize: 1024})
+	// In-process subscribers have no address: the per-client limit would
+	// count them all as one client.
+	h := runningHub(b, &Options{QueueSize: 1024, Limits: Limits{MaxStreamsPerClient: -1}})
 	subs := make([]*subscriber, n)
 	streams := make([]*ssehttp.Stream, n)
 	for i := range subs {

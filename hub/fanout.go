@@ -65,8 +65,6 @@ func appendRecord(dst []byte, rec *Record) ([]byte, error) {
 type subscriber struct {
 	// Set by newSubscriber and not changed after.
 	sels     []Selector    // all the selectors, for replay
-	grant    *Grant        // what the subscriber's token allows; nil if it has none
-	client   netip.Addr    // the client's address, for the per-client limit
 	patterns []Selector    // the ones with wildcards, matched during fan-out
 	max      int           // queue capacity, in frames
 	signal   chan struct{} // 1-slot: something was queued, or the subscription ended
@@ -103,6 +101,11 @@ type subscriber struct {
 	// Guarded by the Hub's mu.
 	unregistered bool        // set by unregister
 	expiry       *time.Timer // set by register: calls Hub.expire when the grant expires; nil if it does not
+
+	// Set before register, and not changed after. Last, so that the
+	// fields the fan-out touches for every record share cache lines.
+	grant  *Grant     // what the subscriber's token allows; nil if it has none
+	client netip.Addr // the client's address, for the per-client limit
 }
 
 // Owners of a subscriber's connection.
