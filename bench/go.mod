@@ -1,6 +1,6 @@
 module github.com/ssehub/ssehub/bench
 
-go 1.26
+go 1.26.0
 
 replace github.com/ssehub/ssehub => ../
 
