@@ -30,7 +30,10 @@
 //     repeated. An ID of digits is a position: "0" replays all history.
 //   - With an ID the Log does not know, or a position older than what the
 //     Log still holds, a GapEventType event comes first (see Gap), then
-//     every matching event still held.
+//     every matching event still held. If retention removes events while
+//     the replay is under way, before it reaches them, a GapEventType
+//     event says so where they are missing, and the replay goes on from
+//     the oldest event held: events never go missing in silence.
 //
 // A comment heartbeat is sent when the stream is idle. A subscriber whose
 // queue fills up is disconnected; it reconnects and replays. While the Hub

@@ -17,6 +17,10 @@ var (
 	ErrNotFound = errors.New("hub: event id not found")
 	// ErrLogClosed is returned by a Log's methods after Close.
 	ErrLogClosed = errors.New("hub: log closed")
+	// ErrTrimmed is returned by Read when records after the position it
+	// was asked to read after, which it had not reached yet, are no longer
+	// held: Trim removed them, before the Read or during it.
+	ErrTrimmed = errors.New("hub: records trimmed")
 )
 
 // A Record is one event as the Log stores it.
@@ -74,6 +78,13 @@ type Log interface {
 	// hold a transaction across calls of fn, which may write to the
 	// network. fn may keep the records but must not modify them. Read
 	// returns ctx's error when ctx ends.
+	//
+	// Read never skips a record silently: when records after after that
+	// it has not yet reached are gone (the oldest record held is past
+	// them), it returns an error wrapping ErrTrimmed, having called fn for
+	// the records before them. It may also do so when only records of
+	// other topics were removed, since it cannot tell. To read whatever is
+	// held, read after Bounds' first-1.
 	Read(ctx context.Context, after uint64, sels []Selector, fn func(*Record) bool) error
 
 	// Tail calls fn, in position order and without gaps, with the records

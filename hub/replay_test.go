@@ -16,6 +16,7 @@ import (
 
 	"github.com/ssehub/ssehub/eventsource"
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/store/memstore"
 )
 
 // TestReplay checks resumption after a Last-Event-ID, given as the header
@@ -381,4 +382,63 @@ func TestReplayLiveEvictions(t *testing.T) {
 		}
 	}
 	t.Logf("slow disconnects: %v", th.metric(t, "ssehub_slow_disconnects_total"))
+}
+
+// trimmingLog trims, once, while the first Read it serves is under way:
+// the retention edge overtakes a replay in progress.
+type trimmingLog struct {
+	hub.Log
+	keep int
+	once sync.Once
+}
+
+func (l *trimmingLog) Read(ctx context.Context, after uint64, sels []hub.Selector, fn func(*hub.Record) bool) error {
+	return l.Log.Read(ctx, after, sels, func(r *hub.Record) bool {
+		l.once.Do(func() {
+			if _, err := l.Log.Trim(ctx, hub.Retention{MaxCount: l.keep}); err != nil {
+				panic(err)
+			}
+		})
+		return fn(r)
+	})
+}
+
+// TestGapDuringReplay: when retention removes records that a replay has
+// not reached yet, the subscriber is told with a gap event, where the
+// records are missing, and the replay goes on from the oldest record
+// held: nothing goes missing in silence.
+func TestGapDuringReplay(t *testing.T) {
+	ms := memstore.New()
+	t.Cleanup(func() { ms.Close() })
+	const n, keep = 1000, 100
+	appendN(t, ms, "a", n)
+	th := newTestHub(t, nil, &trimmingLog{Log: ms, keep: keep})
+	s := th.subscribe(t, "topic=a&lastEventID=0", nil)
+	evs := s.waitID(t, strconv.Itoa(n))
+
+	var gaps []int
+	for i, ev := range evs {
+		if ev.Type == hub.GapEventType {
+			gaps = append(gaps, i)
+		}
+	}
+	if len(gaps) != 1 {
+		t.Fatalf("%d gap events; want 1 (events %v)", len(gaps), ids(evs))
+	}
+	g := gaps[0]
+	before, gap, after := evs[:g], evs[g], evs[g+1:]
+	if len(before) == 0 || !slices.Equal(ids(before), seq(1, len(before))) {
+		t.Errorf("before the gap: %v; want 1..k", ids(before))
+	}
+	if !slices.Equal(ids(after), seq(n-keep+1, n)) {
+		t.Errorf("after the gap: %d events from %v; want %d..%d", len(after), ids(after)[:1], n-keep+1, n)
+	}
+	var data hub.Gap
+	if err := json.Unmarshal([]byte(gap.Data), &data); err != nil {
+		t.Fatal(err)
+	}
+	want := hub.Gap{LastEventID: before[len(before)-1].ID, Reason: "expired", First: strconv.Itoa(n - keep + 1)}
+	if data != want || gap.ID != strconv.Itoa(n-keep) {
+		t.Errorf("gap event id %q, data %+v; want id %d, data %+v", gap.ID, data, n-keep, want)
+	}
 }

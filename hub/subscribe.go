@@ -34,11 +34,15 @@ const (
 //	data: {"lastEventId":"41","reason":"expired","first":"42"}
 //
 // It tells a client that resumed with a Last-Event-ID that events may be
-// missing before the ones that follow. The event's own id is the position
+// missing before the ones that follow: at the start of the replay, or in
+// the middle of it when retention removed records the replay had not
+// reached yet. The event's own id is the position
 // the replay starts after, so that a client reconnecting before the next
 // event resumes from there without being told of the gap again.
 type Gap struct {
-	// LastEventID is the Last-Event-ID the client sent.
+	// LastEventID is the client's last event ID when the gap was found:
+	// the Last-Event-ID it sent or, when retention overtook the replay
+	// while it was under way, the ID of the last event replayed.
 	LastEventID string `json:"lastEventId"`
 	// Reason is "expired" when the ID is a position the Log no longer
 	// holds (retention removed it and later events), and "unknown" when
@@ -330,12 +334,7 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 
 	h.m.replays.Inc()
 	if gap != "" {
-		h.m.gaps.WithLabelValues(gap).Inc()
-		data, _ := json.Marshal(Gap{LastEventID: lastID, Reason: gap, First: strconv.FormatUint(after+1, 10)})
-		b, _ = sse.AppendEvent(b, &sse.Event{ID: strconv.FormatUint(after, 10), Type: GapEventType, Data: string(data)})
-	}
-	if after >= last {
-		return st.WriteRaw(b)
+		b = h.appendGap(b, lastID, gap, after)
 	}
 
 	var (
@@ -343,8 +342,7 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 		werr    error
 		writing time.Duration // spent writing, to leave out of the read latency
 	)
-	t0 := time.Now()
-	err = h.log.Read(ctx, after, s.sels, func(rec *Record) bool {
+	fn := func(rec *Record) bool {
 		if rec.Pos > last {
 			return false // past the floor: the queue has the rest
 		}
@@ -358,6 +356,7 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 		}
 		b = nb
 		n++
+		lastID = rec.ID
 		if len(b) >= replayChunk {
 			w0 := time.Now()
 			werr = st.WriteRaw(b)
@@ -365,7 +364,28 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 			b = b[:0]
 		}
 		return werr == nil
-	})
+	}
+	t0 := time.Now()
+	for after < last {
+		err = h.log.Read(ctx, after, s.sels, fn)
+		if werr != nil || !errors.Is(err, ErrTrimmed) {
+			break
+		}
+		// Retention removed records the replay had not reached: say so,
+		// as for a resumption from too far back, and go on from the
+		// oldest record held. lastID is now the last event sent.
+		first, _, berr := h.log.Bounds(ctx)
+		if berr != nil {
+			err = berr
+			break
+		}
+		next := last // none of the records up to last is held any more
+		if first > 0 {
+			next = min(first-1, last)
+		}
+		b = h.appendGap(b, lastID, gapExpired, next)
+		after, err = next, nil
+	}
 	h.m.store.WithLabelValues(opRead).Observe((time.Since(t0) - writing).Seconds())
 	h.m.replayed.Add(float64(n))
 	switch {
@@ -377,6 +397,16 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 		return ctx.Err()
 	}
 	return st.WriteRaw(b)
+}
+
+// appendGap appends to b the GapEventType event telling a client whose
+// last event ID is lastID that events may be missing, for reason, before
+// those after position after, and counts it.
+func (h *Hub) appendGap(b []byte, lastID, reason string, after uint64) []byte {
+	h.m.gaps.WithLabelValues(reason).Inc()
+	data, _ := json.Marshal(Gap{LastEventID: lastID, Reason: reason, First: strconv.FormatUint(after+1, 10)})
+	b, _ = sse.AppendEvent(b, &sse.Event{ID: strconv.FormatUint(after, 10), Type: GapEventType, Data: string(data)})
+	return b
 }
 
 // resolve finds where a subscription resuming from lastID starts: it

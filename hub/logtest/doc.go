@@ -23,7 +23,9 @@
 // The suite checks the promises written in hub/log.go: dense global
 // positions, assigned and publisher IDs, duplicate detection, Read with
 // exact and pattern selectors, Tail as a gap-free bus under concurrent
-// appenders, Lookup, Bounds, Trim by count and by age, and ErrLogClosed
+// appenders, Lookup, Bounds, Trim by count and by age, Read reporting
+// with ErrTrimmed the records a Trim removed before it reached them
+// (also during the Read), and ErrLogClosed
 // after Close. It also checks two things a Log user relies on that
 // hub/log.go implies: Append keeps no reference to the caller's slices,
 // and the records passed to Read's and Tail's fn may be retained.

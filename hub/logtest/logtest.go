@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) hub.Log) {
 		{"TrimCount", s.testTrimCount},
 		{"TrimAge", s.testTrimAge},
 		{"TrimAll", s.testTrimAll},
+		{"TrimDuringRead", s.testTrimDuringRead},
 		{"ConcurrentAppend", s.testConcurrentAppend},
 		{"ConcurrentDuplicateID", s.testConcurrentDuplicate},
 		{"Closed", s.testClosed},
@@ -167,6 +168,20 @@ func readAll(t *testing.T, l hub.Log, after uint64, sel []hub.Selector) []hub.Re
 		t.Fatalf("Read(after %d, %v): %v", after, sel, err)
 	}
 	return got
+}
+
+// checkTrimmed checks that Read after after returns an error wrapping
+// hub.ErrTrimmed, having delivered n records.
+func checkTrimmed(t *testing.T, l hub.Log, after uint64, sel []hub.Selector, n int) {
+	t.Helper()
+	var got []hub.Record
+	err := l.Read(testContext(t), after, sel, func(r *hub.Record) bool {
+		got = append(got, *r)
+		return true
+	})
+	if !errors.Is(err, hub.ErrTrimmed) || len(got) != n {
+		t.Errorf("Read(after %d, %v) = %v after %d records; want ErrTrimmed after %d", after, sel, err, len(got), n)
+	}
 }
 
 func positions(recs []hub.Record) []uint64 {
@@ -826,10 +841,14 @@ func (s suite) testTrimCount(t *testing.T) {
 	checkNotFound(t, l, "2")
 	checkNotFound(t, l, "6")
 	checkLookup(t, l, "7", 7)
-	checkRecords(t, "Read after Trim", readAll(t, l, 0, sels(t, "**")), all[4:])
-	checkRecords(t, "Read(a) after Trim", readAll(t, l, 0, sels(t, "a")), all[4:])
-	if got := readAll(t, l, 0, sels(t, "b")); len(got) != 0 {
+	checkRecords(t, "Read after Trim", readAll(t, l, 6, sels(t, "**")), all[4:])
+	checkRecords(t, "Read(a) after Trim", readAll(t, l, 6, sels(t, "a")), all[4:])
+	if got := readAll(t, l, 6, sels(t, "b")); len(got) != 0 {
 		t.Errorf("Read(b) after its only record was trimmed delivered %v", positions(got))
+	}
+	for _, after := range []uint64{0, 1, 5} {
+		checkTrimmed(t, l, after, sels(t, "**"), 0)
+		checkTrimmed(t, l, after, sels(t, "b"), 0)
 	}
 	checkRecords(t, "Tail after Trim", tailN(t, l, 0, 4), all[4:])
 	more := appendN(t, l, 1, "b")
@@ -882,14 +901,45 @@ func (s suite) testTrimAge(t *testing.T) {
 	checkNotFound(t, l, "old")
 	checkNotFound(t, l, strconv.FormatUint(old[0].Pos, 10))
 	checkLookup(t, l, "recent", recent[1].Pos)
-	checkRecords(t, "Read after Trim by age", readAll(t, l, 0, sels(t, "a", "b")), recent)
+	checkRecords(t, "Read after Trim by age", readAll(t, l, recent[0].Pos-1, sels(t, "a", "b")), recent)
+	checkTrimmed(t, l, 0, sels(t, "a", "b"), 0)
 
 	// Both bounds together: MaxCount removes what MaxAge keeps.
 	n, err = l.Trim(ctx, hub.Retention{MaxCount: 1, MaxAge: time.Hour})
 	if err != nil || n != 1 {
 		t.Errorf("Trim(MaxCount 1, MaxAge 1h) = %d, %v; want 1, nil", n, err)
 	}
-	checkRecords(t, "Read after Trim by count", readAll(t, l, 0, sels(t, "a", "b")), recent[1:])
+	checkRecords(t, "Read after Trim by count", readAll(t, l, recent[0].Pos, sels(t, "a", "b")), recent[1:])
+}
+
+// testTrimDuringRead trims records that a Read in progress has not
+// reached: the Read must say so with ErrTrimmed rather than go on from
+// the oldest record held, and what it delivered must be whole.
+func (s suite) testTrimDuringRead(t *testing.T) {
+	const n, keep = 3000, 100 // n is more than a backend reads at once
+	l := s.fresh(t)
+	ctx := testContext(t)
+	appendN(t, l, n, "a")
+	var got []uint64
+	err := l.Read(ctx, 0, sels(t, "a"), func(r *hub.Record) bool {
+		if len(got) == 0 {
+			if _, err := l.Trim(ctx, hub.Retention{MaxCount: keep}); err != nil {
+				t.Errorf("Trim: %v", err)
+			}
+		}
+		got = append(got, r.Pos)
+		return true
+	})
+	if !errors.Is(err, hub.ErrTrimmed) {
+		t.Errorf("Read while its records are trimmed = %v after %d records; want ErrTrimmed", err, len(got))
+	}
+	if len(got) == 0 || len(got) >= n-keep || !slices.Equal(got, span(1, uint64(len(got)))) {
+		t.Errorf("Read delivered %d records, from 1 without a hole: %v; want 1..k for some 0 < k < %d",
+			len(got), slices.Equal(got, span(1, uint64(len(got)))), n-keep)
+	}
+	if got := positions(readAll(t, l, n-keep, sels(t, "a"))); !slices.Equal(got, span(n-keep+1, n)) {
+		t.Errorf("Read after first-1 delivered %d records; want %d..%d", len(got), n-keep+1, n)
+	}
 }
 
 func (s suite) testTrimAll(t *testing.T) {
@@ -903,7 +953,9 @@ func (s suite) testTrimAll(t *testing.T) {
 	}
 	checkBounds(t, l, 0, 6)
 	checkNotFound(t, l, "x")
-	if got := readAll(t, l, 0, sels(t, "**")); len(got) != 0 {
+	checkTrimmed(t, l, 0, sels(t, "**"), 0)
+	checkTrimmed(t, l, 5, sels(t, "b"), 0)
+	if got := readAll(t, l, 6, sels(t, "**")); len(got) != 0 {
 		t.Errorf("Read after trimming everything delivered %v", positions(got))
 	}
 	tl := startTail(t, l, 0)
@@ -1076,7 +1128,8 @@ func (d durable) testReopen(t *testing.T) {
 	}
 	l = d.reopen(t, l, dir)
 	checkBounds(t, l, last+3-9, last+3)
-	checkRecords(t, "Read after trim and reopen", readAll(t, l, 0, sels(t, "**")), all[len(all)-10:])
+	checkRecords(t, "Read after trim and reopen", readAll(t, l, last+3-10, sels(t, "**")), all[len(all)-10:])
+	checkTrimmed(t, l, 0, sels(t, "**"), 0)
 	checkNotFound(t, l, "1")
 	ids := map[string]bool{}
 	for _, r := range all {

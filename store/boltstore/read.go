@@ -53,6 +53,9 @@ func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn 
 		)
 		sn, ok := s.idx.snapshot(sels, after) // before the transaction: see index.go
 		err := s.db.View(func(tx *bolt.Tx) error {
+			if first, last := bounds(tx); first > after+1 || first == 0 && last > after {
+				return hub.ErrTrimmed // records after after, not yet read, are gone
+			}
 			var err error
 			if ok {
 				out, next, done, err = s.indexChunk(tx, after, sels, sn)
@@ -328,16 +331,23 @@ func (s *Store) Bounds(ctx context.Context) (first, last uint64, err error) {
 		return 0, 0, fmt.Errorf("boltstore: bounds: %w", hub.ErrLogClosed)
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucketRecs).Cursor().First(); len(k) == 8 {
-			first = binary.BigEndian.Uint64(k)
-		}
-		if v := tx.Bucket(bucketMeta).Get(keyLast); len(v) == 8 {
-			last = binary.BigEndian.Uint64(v)
-		}
+		first, last = bounds(tx)
 		return nil
 	})
 	if err != nil {
 		return 0, 0, s.wrap("bounds", err)
 	}
 	return first, last, nil
+}
+
+// bounds returns the positions of the oldest record held in tx (0 for
+// none) and of the newest ever assigned.
+func bounds(tx *bolt.Tx) (first, last uint64) {
+	if k, _ := tx.Bucket(bucketRecs).Cursor().First(); len(k) == 8 {
+		first = binary.BigEndian.Uint64(k)
+	}
+	if v := tx.Bucket(bucketMeta).Get(keyLast); len(v) == 8 {
+		last = binary.BigEndian.Uint64(v)
+	}
+	return first, last
 }

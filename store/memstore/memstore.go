@@ -98,6 +98,16 @@ func (s *Store) indexAfterLocked(after uint64) int {
 	return min(i, len(s.recs))
 }
 
+// trimmedAfterLocked reports whether records after position after have
+// been removed: the oldest held is past after+1, or none is held though
+// later ones were appended.
+func (s *Store) trimmedAfterLocked(after uint64) bool {
+	if len(s.recs) == 0 {
+		return s.last > after
+	}
+	return s.recs[0].Pos > after+1
+}
+
 // batch bounds how many records Read and Tail copy, and how many Read
 // examines, while holding the lock.
 const batch = 256
@@ -114,6 +124,10 @@ func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn 
 		if s.closed {
 			s.mu.Unlock()
 			return hub.ErrLogClosed
+		}
+		if s.trimmedAfterLocked(after) {
+			s.mu.Unlock()
+			return hub.ErrTrimmed
 		}
 		var out []hub.Record
 		i := s.indexAfterLocked(after)
