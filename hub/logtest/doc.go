@@ -24,11 +24,11 @@
 // positions, assigned and publisher IDs, duplicate detection, Read with
 // exact and pattern selectors, Tail as a gap-free bus under concurrent
 // appenders, Lookup, Bounds, Trim by count and by age, Read reporting
-// with ErrTrimmed the records a Trim removed before it reached them
-// (also during the Read), and ErrLogClosed
-// after Close. It also checks two things a Log user relies on that
-// hub/log.go implies: Append keeps no reference to the caller's slices,
-// and the records passed to Read's and Tail's fn may be retained.
+// with ErrTrimmed the records a Trim removed before it reached them (also
+// during the Read), and ErrLogClosed after Close. It also checks two
+// things a Log user relies on that hub/log.go implies: Append keeps no
+// reference to the caller's slices, and the records passed to Read's and
+// Tail's fn may be retained.
 //
 // Trim by age is checked in real time: the suite waits a quarter of a
 // second between two appends and derives MaxAge from the Time values the
