@@ -93,6 +93,8 @@ type serveConfig struct {
 	tlsCert                 *tls.Certificate // loaded from the two files; nil serves plain HTTP
 	h2c                     bool
 	readHeaderTimeout       time.Duration // if zero, defaultReadHeaderTimeout
+
+	metricsAddr string // serve /metrics here rather than on addr; empty: on addr
 }
 
 // Timeouts and sizes of the http.Server. There is deliberately no
@@ -145,6 +147,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	fs.StringVar(&c.tlsKeyFile, "tls-key", "", "private key of --tls-cert, a PEM `file`")
 	fs.BoolVar(&c.h2c, "h2c", false, "serve HTTP/2 without TLS (prior knowledge), for a proxy that terminates TLS")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", defaultReadHeaderTimeout, "close a connection whose request headers (or TLS handshake) take longer")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this `host:port` (plain HTTP) instead of on --addr, to keep it off a public listener")
 	withEnvHelp(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), serveUsage)
@@ -214,6 +217,14 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 		return fail("--h2c is HTTP/2 without TLS; with --tls-cert HTTP/2 is negotiated already")
 	case c.readHeaderTimeout <= 0:
 		return fail("--read-header-timeout must be positive")
+	}
+	if c.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.metricsAddr); err != nil {
+			return fail("--metrics-addr %q: %v", c.metricsAddr, err)
+		}
+		if c.metricsAddr == c.addr {
+			return fail("--metrics-addr is --addr: leave it empty to serve /metrics there")
+		}
 	}
 	if err := c.jwt.check(); err != nil {
 		return fail("%v", oneLine(err))
@@ -413,6 +424,14 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 		log.Close()
 		return err
 	}
+	var mln net.Listener // the metrics listener, if apart
+	if c.metricsAddr != "" {
+		if mln, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			ln.Close()
+			log.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -423,7 +442,20 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	mux.Handle("/events", h)
 	mux.Handle("/healthz", h)
 	mux.Handle("/readyz", h)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	metrics := http.NewServeMux()
+	metrics.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	var msrv *http.Server // serves metrics on mln
+	if mln == nil {
+		mux.Handle("GET /metrics", metrics)
+	} else {
+		msrv = &http.Server{
+			Handler:           metrics,
+			ReadHeaderTimeout: defaultReadHeaderTimeout,
+			IdleTimeout:       serverIdleTimeout,
+			MaxHeaderBytes:    serverMaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+	}
 
 	srv := newServer(c, mux, logger)
 	scheme, http2 := "http", "off"
@@ -448,6 +480,11 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 			serveErr <- srv.Serve(ln)
 		}
 	})
+	metricsErr := make(chan error, 1)
+	if msrv != nil {
+		wg.Go(func() { metricsErr <- msrv.Serve(mln) })
+		logger.Info("metrics served apart", "addr", "http://"+mln.Addr().String()+"/metrics")
+	}
 
 	auth := "off"
 	if tokens != nil {
@@ -478,6 +515,8 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 		failure = fmt.Errorf("hub stopped: %w", err)
 	case err := <-serveErr:
 		failure = err
+	case err := <-metricsErr:
+		failure = fmt.Errorf("metrics: %w", err)
 	}
 
 	// Stop accepting, end the streams (clients reconnect elsewhere), then
@@ -490,6 +529,11 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	if err := srv.Shutdown(shutCtx); err != nil {
 		logger.Warn("closing connections", "err", err)
 		srv.Close()
+	}
+	if msrv != nil {
+		if err := msrv.Shutdown(shutCtx); err != nil {
+			msrv.Close()
+		}
 	}
 	stopRun()
 	wg.Wait()

@@ -518,3 +518,39 @@ func TestPublishToken(t *testing.T) {
 		t.Errorf("published after %v; want it to have waited for the Retry-After", took)
 	}
 }
+
+// TestServeMetricsApart: with --metrics-addr, /metrics is served there
+// and no longer on the hub's own address.
+func TestServeMetricsApart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // find a free port
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := ln.Addr().String()
+	ln.Close()
+	c := testServeConfig(t, "127.0.0.1:0")
+	c.metricsAddr = maddr
+	base, _ := startServe(t, c)
+
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://" + maddr + "/metrics"); code != 200 || !strings.Contains(body, "ssehub_connections") {
+		t.Errorf("GET /metrics on --metrics-addr = %d (%d bytes); want 200 with ssehub_ metrics", code, len(body))
+	}
+	if code, _ := get(base + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("GET /metrics on --addr = %d; want 404", code)
+	}
+	if code, _ := get("http://" + maddr + "/events?topic=a"); code != http.StatusNotFound {
+		t.Errorf("GET /events on --metrics-addr = %d; want 404", code)
+	}
+	checkFails(t, []string{"serve", "--metrics-addr", "nope"}, exitUsage, "--metrics-addr")
+	checkFails(t, []string{"serve", "--addr", "127.0.0.1:9", "--metrics-addr", "127.0.0.1:9"}, exitUsage, "--metrics-addr is --addr")
+}
