@@ -56,73 +56,32 @@ type metrics struct {
 }
 
 // newMetrics makes the collectors and registers them with reg unless reg
-// is nil. It panics if registration fails.
+// is nil. It panics if registration fails. Every label value a counter
+// can have appears from the start, so that dashboards and alerts see
+// zeros rather than missing series.
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		connections: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ssehub_connections",
-			Help: "Open subscriber event streams.",
-		}),
-		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ssehub_subscriptions",
-			Help: "Topic selectors of the open subscriber streams.",
-		}),
-		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ssehub_publishes_total",
-			Help: "Publish requests, by outcome.",
-		}, []string{"outcome"}),
-		appended: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ssehub_events_appended_total",
-			Help: "Events appended to the log by publish requests to this hub.",
-		}),
-		tailed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ssehub_events_tailed_total",
-			Help: "Events read from the log's tail for fan-out, from any publisher.",
-		}),
-		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ssehub_deliveries_total",
-			Help: "Live events queued to subscribers, one per event and subscriber.",
-		}),
-		slow: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ssehub_slow_disconnects_total",
-			Help: "Subscribers disconnected because their queue was full.",
-		}),
-		replays: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ssehub_replays_total",
-			Help: "Subscriptions that resumed from a Last-Event-ID and replayed history.",
-		}),
-		replayed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ssehub_replayed_events_total",
-			Help: "Events sent to subscribers from history.",
-		}),
-		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ssehub_gaps_total",
-			Help: "Resumptions that could not be lossless, by reason (unknown, expired).",
-		}, []string{"reason"}),
+		connections:   gauge("ssehub_connections", "Open subscriber event streams."),
+		subscriptions: gauge("ssehub_subscriptions", "Topic selectors of the open subscriber streams."),
+		publishes: counterVec("ssehub_publishes_total", "Publish requests, by outcome.", "outcome",
+			outcomeOK, outcomeInvalid, outcomeDuplicate, outcomeTooLarge, outcomeUnsupported, outcomeUnavailable,
+			outcomeDenied, outcomeLimited, outcomeTimeout),
+		appended:   counter("ssehub_events_appended_total", "Events appended to the log by publish requests to this hub."),
+		tailed:     counter("ssehub_events_tailed_total", "Events read from the log's tail for fan-out, from any publisher."),
+		deliveries: counter("ssehub_deliveries_total", "Live events queued to subscribers, one per event and subscriber."),
+		slow:       counter("ssehub_slow_disconnects_total", "Subscribers disconnected because their queue was full."),
+		replays:    counter("ssehub_replays_total", "Subscriptions that resumed from a Last-Event-ID and replayed history."),
+		replayed:   counter("ssehub_replayed_events_total", "Events sent to subscribers from history."),
+		gaps: counterVec("ssehub_gaps_total", "Resumptions that could not be lossless, by reason (unknown, expired).", "reason",
+			gapUnknown, gapExpired),
 		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ssehub_store_duration_seconds",
 			Help:    "Latency of log operations, by op (append, read, lookup, bounds).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ssehub_refused_total",
-			Help: "Requests refused before they were served, by reason (origin, token, streams, per_client).",
-		}, []string{"reason"}),
-		expired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ssehub_token_expiries_total",
-			Help: "Subscriber streams ended because their token expired.",
-		}),
-	}
-	// Make every label value appear from the start, so dashboards and
-	// alerts see zeros rather than missing series.
-	for _, o := range []string{outcomeOK, outcomeInvalid, outcomeDuplicate, outcomeTooLarge, outcomeUnsupported, outcomeUnavailable, outcomeDenied, outcomeLimited, outcomeTimeout} {
-		m.publishes.WithLabelValues(o)
-	}
-	for _, r := range []string{gapUnknown, gapExpired} {
-		m.gaps.WithLabelValues(r)
-	}
-	for _, r := range []string{refusedOrigin, refusedToken, refusedStreams, refusedPerClient} {
-		m.refused.WithLabelValues(r)
+		refused: counterVec("ssehub_refused_total", "Requests refused before they were served, by reason (origin, token, streams, per_client).", "reason",
+			refusedOrigin, refusedToken, refusedStreams, refusedPerClient),
+		expired: counter("ssehub_token_expiries_total", "Subscriber streams ended because their token expired."),
 	}
 	for _, op := range []string{opAppend, opRead, opLookup, opBounds} {
 		m.store.WithLabelValues(op)
@@ -132,6 +91,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.deliveries, m.slow, m.replays, m.replayed, m.gaps, m.store, m.refused, m.expired)
 	}
 	return m
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+// counterVec returns a counter with one label, whose series for values
+// exist from the start.
+func counterVec(name, help, label string, values ...string) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+	for _, x := range values {
+		v.WithLabelValues(x)
+	}
+	return v
 }
 
 // observeStore records the latency of a Log operation that began at start.
