@@ -125,7 +125,9 @@ next:
 // last is delivered live, and the queue drops those at or below it, which
 // the replay covers (or, for a first connection, which precede it). Both
 // happen before the stream opens, so an event published after the client
-// saw the stream open is always delivered.
+// saw the stream open is always delivered. (A first read of the Log's end,
+// before registering, already lets the queue drop the events the fan-out
+// has yet to handle from before then.)
 //
 // Over HTTP/1.x without TLS it takes the connection over (see conn.go),
 // writes the opening and the replay itself, hands the subscriber to its
@@ -149,6 +151,17 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	if s.client != peerAddr(r.RemoteAddr) {
 		s.remote = s.client.String() + " via " + r.RemoteAddr
 	}
+	// A provisional floor, set before s is shared: the stream starts from
+	// the Log's end read after registering, so the records up to its end
+	// now need not be queued. Without it, a subscriber that registers
+	// while the fan-out is far behind the Log's end (a large batch just
+	// appended) has its queue filled with them, and is evicted as too
+	// slow before its stream has begun.
+	t0 := time.Now()
+	if _, last0, err := h.log.Bounds(r.Context()); err == nil {
+		s.floor = last0
+	}
+	h.m.observeStore(opBounds, t0)
 	registered, err := h.register(s)
 	if err != nil {
 		retry := strconv.Itoa(max(1, int(h.opts.Retry/time.Second)))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -353,4 +355,66 @@ func TestTakenOverReplay(t *testing.T) {
 	last := th.publish(t, url.Values{"topic": {"t"}, "data": {"live"}})
 	got := ids(sub.waitID(t, last))
 	checkSequence(t, "resumed subscriber", got, 11, 3001)
+}
+
+// lagLog makes the fan-out lag the Log's end at a chosen moment: the
+// fan-out's Tail holds every batch until open is closed, and the first
+// Bounds call after arm opens it and waits until the fan-out has handled
+// every record up to until before it answers.
+type lagLog struct {
+	hub.Log
+	until    uint64
+	armed    atomic.Bool
+	open     chan struct{}
+	caughtUp chan struct{}
+}
+
+func (l *lagLog) Tail(ctx context.Context, after uint64, fn func([]hub.Record) error) error {
+	return l.Log.Tail(ctx, after, func(recs []hub.Record) error {
+		select {
+		case <-l.open:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		err := fn(recs)
+		if recs[len(recs)-1].Pos == l.until {
+			close(l.caughtUp)
+		}
+		return err
+	})
+}
+
+func (l *lagLog) Bounds(ctx context.Context) (uint64, uint64, error) {
+	if l.armed.CompareAndSwap(true, false) {
+		close(l.open)
+		<-l.caughtUp
+	}
+	return l.Log.Bounds(ctx)
+}
+
+// TestSubscribeWhileFanoutLags: a subscriber that registers while the
+// fan-out is behind the Log's end by more than its queue holds is not
+// evicted as too slow. Here the fan-out catches up with 200 events, past
+// a queue of 16, during the subscription's first look at the Log.
+func TestSubscribeWhileFanoutLags(t *testing.T) {
+	for _, header := range []http.Header{nil, {"Last-Event-Id": {"10"}}} {
+		ms := memstore.New()
+		t.Cleanup(func() { ms.Close() })
+		ll := &lagLog{Log: ms, until: 200, open: make(chan struct{}), caughtUp: make(chan struct{})}
+		th := startHub(t, &hub.Options{Heartbeat: -1, QueueSize: 16}, ll, true)
+		waitFor(t, waitTimeout, th.ready)
+		appendN(t, ms, "t", 200) // the fan-out holds them
+
+		ll.armed.Store(true)
+		s := th.subscribe(t, "topic=t", header)
+		last := th.publish(t, url.Values{"topic": {"t"}, "data": {"live"}})
+		first := 201 // live only
+		if header != nil {
+			first = 11
+		}
+		checkSequence(t, fmt.Sprintf("subscriber with %v", header), ids(s.waitID(t, last)), first, 201)
+		if n := th.metric(t, "ssehub_slow_disconnects_total"); n != 0 {
+			t.Errorf("ssehub_slow_disconnects_total = %v; want 0", n)
+		}
+	}
 }
