@@ -417,16 +417,19 @@ func checkProblem(t *testing.T, status int, contentType, body string, wantStatus
 // whatever its context says: a store that does not answer.
 type slowLog struct {
 	*memstore.Store
-	mu      sync.Mutex    // guards armed
+	mu      sync.Mutex    // guards armed and skip
 	armed   chan struct{} // closed to release; nil when not armed
+	skip    int           // Bounds calls to let through before blocking
 	blocked chan struct{} // receives when a Bounds call blocks
 }
 
-func (l *slowLog) arm() (release func()) {
+// arm makes the Bounds calls after the next skip block until release is
+// called.
+func (l *slowLog) arm(skip int) (release func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ch := make(chan struct{})
-	l.armed = ch
+	l.armed, l.skip = ch, skip
 	return func() {
 		l.mu.Lock()
 		l.armed = nil
@@ -438,6 +441,10 @@ func (l *slowLog) arm() (release func()) {
 func (l *slowLog) Bounds(ctx context.Context) (uint64, uint64, error) {
 	l.mu.Lock()
 	ch := l.armed
+	if ch != nil && l.skip > 0 {
+		l.skip--
+		ch = nil
+	}
 	l.mu.Unlock()
 	if ch != nil {
 		l.blocked <- struct{}{}

@@ -144,7 +144,7 @@ func TestShutdownTimeout(t *testing.T) {
 	log := &slowLog{Store: memstore.New(), blocked: make(chan struct{}, 1)}
 	t.Cleanup(func() { log.Close() })
 	th := newTestHub(t, nil, log)
-	release := log.arm()
+	release := log.arm(1) // past the look before registering: block once registered
 	got := make(chan *http.Response, 1)
 	go func() {
 		resp, err := th.client.Get(th.srv.URL + "/events?topic=t")
