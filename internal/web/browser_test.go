@@ -428,6 +428,9 @@ func TestConsole(t *testing.T) {
 		waitJS(t, ctx, "the message event is in the log", hasRowJS("event", "message", id, "line one\nline two"))
 		id = publish(t, srv.URL, url.Values{"topic": {"chat/room1"}, "type": {"ssehub-gap"}, "data": {`{"missed":true}`}})
 		waitJS(t, ctx, "the gap event is in the log, marked as a gap", hasRowJS("gap", "ssehub-gap", id, `{"missed":true}`))
+		publish(t, srv.URL, url.Values{"topic": {"chat/room1"}, "type": {"ssehub-auth"}, "data": {`{"reason":"expired"}`}})
+		waitJS(t, ctx, "the token expiry is reported",
+			`Array.from(document.querySelectorAll('[data-testid="status-row"]')).some(r => r.textContent.includes("token expired"))`)
 		// An unlisted type is not shown: EventSource needs a listener per type.
 		publish(t, srv.URL, url.Values{"topic": {"chat/room1"}, "type": {"unlisted"}, "data": {"hidden"}})
 		id = publish(t, srv.URL, url.Values{"topic": {"chat/room1"}, "data": {"after unlisted"}})

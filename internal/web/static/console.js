@@ -9,6 +9,7 @@
   const MAX_ROWS = 500; // log rows kept; older ones are dropped
   const WINDOW = 60; // seconds shown in the rate chart
   const GAP_TYPE = "ssehub-gap"; // the hub's named event for a replay gap
+  const AUTH_TYPE = "ssehub-auth"; // the hub's last event before it ends a stream whose token expired
   const STATE_NAMES = ["CONNECTING", "OPEN", "CLOSED"];
 
   const byTestID = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -68,6 +69,7 @@
     source = new EventSource("events?" + query.toString());
     source.addEventListener("open", updateState);
     source.addEventListener("error", updateState);
+    source.addEventListener(AUTH_TYPE, onAuth);
     listening = new Set();
     syncTypes();
     ui.streamURL.textContent = "GET " + readable;
@@ -136,6 +138,14 @@
     // events, which are not messages.
     if (!(e instanceof MessageEvent) || e.target !== source) return;
     addEvent(e.type, e.lastEventId, e.data);
+  }
+
+  // onAuth reports that the hub is ending the stream because its token
+  // expired. The browser reconnects after the retry delay with the cookie
+  // it has then: a page that refreshes the cookie now resumes where it was.
+  function onAuth(e) {
+    if (e.target !== source) return;
+    addStatus("the hub ended the stream: its token expired; reconnecting with the current cookie");
   }
 
   // ---- Event log ----------------------------------------------------------
