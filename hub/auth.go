@@ -164,12 +164,6 @@ func (h *Hub) verify(w http.ResponseWriter, r *http.Request, subscribe bool) (*G
 	return nil, false
 }
 
-// forbid answers 403: r's token is valid but does not allow what r asks.
-func forbid(w http.ResponseWriter, detail string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
-	writeProblem(w, http.StatusForbidden, detail, nil)
-}
-
 // mayReceive reports whether s may receive rec: any subscriber may
 // receive a public record, and a private one goes only to a subscriber
 // whose grant allows one of the record's topics that its subscription
@@ -182,17 +176,8 @@ func (s *subscriber) mayReceive(rec *Record) bool {
 		return false
 	}
 	for _, t := range rec.Topics {
-		if matchTopic(s.sels, t) && matchTopic(s.grant.Subscribe, t) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchTopic reports whether one of sels matches topic t.
-func matchTopic(sels []Selector, t string) bool {
-	for _, s := range sels {
-		if s.Match(t) {
+		topic := []string{t}
+		if MatchAny(s.sels, topic) && MatchAny(s.grant.Subscribe, topic) {
 			return true
 		}
 	}

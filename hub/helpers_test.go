@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -107,6 +108,17 @@ func startHubWith(t *testing.T, opts *hub.Options, log hub.Log, run bool, newSer
 		srv.Close()
 	})
 	return th
+}
+
+// tlsServer returns a newServer for startHubWith that serves over TLS,
+// offering HTTP/2 when h2 is set.
+func tlsServer(h2 bool) func(http.Handler) *httptest.Server {
+	return func(h http.Handler) *httptest.Server {
+		srv := httptest.NewUnstartedServer(h)
+		srv.EnableHTTP2 = h2
+		srv.StartTLS()
+		return srv
+	}
 }
 
 func (th *testHub) startRun(ctx context.Context) {
@@ -277,53 +289,60 @@ func (th *testHub) send(t *testing.T, method, path string, header http.Header, b
 	return resp
 }
 
-// wait returns the first n events, waiting for them.
-func (s *testSub) wait(t *testing.T, n int) []sse.Event {
+// snapshot returns the events received so far and, once the stream has
+// ended, why.
+func (s *testSub) snapshot() ([]sse.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sse.Event(nil), s.events...), s.err
+}
+
+// waitUntil waits until cut, given the events so far, returns how many
+// of them to return (a negative number: not yet), failing the test with
+// what it waited for, want, if the stream ends or waitTimeout passes.
+func (s *testSub) waitUntil(t *testing.T, want string, cut func([]sse.Event) int) []sse.Event {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		s.mu.Lock()
-		got, err := append([]sse.Event(nil), s.events...), s.err
-		s.mu.Unlock()
-		if len(got) >= n {
+		got, err := s.snapshot()
+		if n := cut(got); n >= 0 {
 			return got[:n]
 		}
 		if err != nil {
-			t.Fatalf("stream ended (%v) after %d events; want %d: %v", err, len(got), n, ids(got))
+			t.Fatalf("stream ended (%v) after %d events, before %s: %v", err, len(got), want, ids(got))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("got %d events after %v; want %d: %v", len(got), waitTimeout, n, ids(got))
+			t.Fatalf("no %s after %v; got %d events: %v", want, waitTimeout, len(got), ids(got))
 		}
 		<-tick.C
 	}
+}
+
+// wait returns the first n events, waiting for them.
+func (s *testSub) wait(t *testing.T, n int) []sse.Event {
+	t.Helper()
+	return s.waitUntil(t, fmt.Sprintf("%d events", n), func(got []sse.Event) int {
+		if len(got) >= n {
+			return n
+		}
+		return -1
+	})
 }
 
 // waitID waits for the event with the given ID and returns every event up
 // to it.
 func (s *testSub) waitID(t *testing.T, id string) []sse.Event {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		s.mu.Lock()
-		got, err := append([]sse.Event(nil), s.events...), s.err
-		s.mu.Unlock()
+	return s.waitUntil(t, fmt.Sprintf("event %q", id), func(got []sse.Event) int {
 		for i, ev := range got {
 			if ev.ID == id {
-				return got[:i+1]
+				return i + 1
 			}
 		}
-		if err != nil {
-			t.Fatalf("stream ended (%v) before event %q, after %d events", err, id, len(got))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no event %q after %v; got %d events", id, waitTimeout, len(got))
-		}
-		<-tick.C
-	}
+		return -1
+	})
 }
 
 // waitEnd waits for the stream to end and returns why.
@@ -334,9 +353,8 @@ func (s *testSub) waitEnd(t *testing.T) error {
 	case <-time.After(waitTimeout):
 		t.Fatalf("stream still open after %v", waitTimeout)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
+	_, err := s.snapshot()
+	return err
 }
 
 // ids returns the IDs of evs.

@@ -41,8 +41,6 @@ const (
 
 // Limits on requests that the Options do not change.
 const (
-	// maxSelectors is the most topic parameters one subscription may have.
-	maxSelectors = 64
 	// maxFieldLen is the longest event ID or event type a publisher may
 	// give, in bytes.
 	maxFieldLen = 256

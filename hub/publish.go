@@ -166,9 +166,9 @@ func (h *Hub) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 func (h *Hub) mayPublish(w http.ResponseWriter, grant *Grant, recs []Record) bool {
 	for i := range recs {
 		for _, t := range recs[i].Topics {
-			if !matchTopic(grant.Publish, t) {
-				h.m.publishes.WithLabelValues(outcomeDenied).Inc()
-				forbid(w, fmt.Sprintf("the token may not publish to topic %q", t))
+			if !MatchAny(grant.Publish, []string{t}) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
+				h.publishFailed(w, outcomeDenied, http.StatusForbidden, fmt.Sprintf("the token may not publish to topic %q", t), nil)
 				return false
 			}
 		}

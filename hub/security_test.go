@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -454,8 +453,7 @@ func TestSecurityCORS(t *testing.T) {
 	}
 	t.Run("nothing from the disallowed origin was published", func(t *testing.T) {
 		r := th.subscribe(t, "topic=a&lastEventID=0", nil)
-		m := th.do
-		resp, body := m(t, http.MethodPost, "/events", formHeader(bearer(tok)), "topic=a&data=marker")
+		resp, body := th.do(t, http.MethodPost, "/events", formHeader(bearer(tok)), "topic=a&data=marker")
 		if resp.StatusCode != 200 {
 			t.Fatalf("publish = %d %s", resp.StatusCode, body)
 		}
@@ -697,11 +695,9 @@ func TestTokenExpiryEndsStream(t *testing.T) {
 			if proto := s.resp.Proto; (proto == "HTTP/2.0") != h2 {
 				t.Fatalf("stream over %s; want %s", proto, name)
 			}
-			err := s.waitEnd(t)
+			s.waitEnd(t)
 			ended := time.Now()
-			s.mu.Lock()
-			evs := append([]sse.Event(nil), s.events...)
-			s.mu.Unlock()
+			evs, err := s.snapshot()
 			if len(evs) != 1 || evs[0].Type != hub.AuthEventType {
 				t.Fatalf("events %+v (end %v); want one, %s", evs, err, hub.AuthEventType)
 			}
@@ -729,12 +725,7 @@ func securityHubH2(t *testing.T) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	th := startHubWith(t, &hub.Options{Tokens: v}, nil, true, func(h http.Handler) *httptest.Server {
-		srv := httptest.NewUnstartedServer(h)
-		srv.EnableHTTP2 = true
-		srv.StartTLS()
-		return srv
-	})
+	th := startHubWith(t, &hub.Options{Tokens: v}, nil, true, tlsServer(true))
 	waitFor(t, waitTimeout, th.ready)
 	return th
 }

@@ -161,19 +161,19 @@ func TestTakenOverResponse(t *testing.T) {
 // hub's framing and event stream fields win over the middleware's.
 func TestTakenOverHeaders(t *testing.T) {
 	noLeaks(t)
-	log := memstore.New()
-	t.Cleanup(func() { log.Close() })
-	h := hub.New(log, &hub.Options{Heartbeat: -1})
-	th := serveHub(t, h, log, func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Access-Control-Allow-Origin", "https://app.example")
-		hd.Set("Access-Control-Allow-Credentials", "true")
-		hd.Set("Cache-Control", "no-store")
-		hd.Set("Content-Length", "12")
-		hd.Set("Content-Type", "text/plain")
-		hd.Set("Connection", "keep-alive")
-		h.ServeHTTP(wrapped{w}, r) // with Unwrap, as middleware should
+	th := startHubWith(t, &hub.Options{Heartbeat: -1}, nil, true, func(h http.Handler) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hd := w.Header()
+			hd.Set("Access-Control-Allow-Origin", "https://app.example")
+			hd.Set("Access-Control-Allow-Credentials", "true")
+			hd.Set("Cache-Control", "no-store")
+			hd.Set("Content-Length", "12")
+			hd.Set("Content-Type", "text/plain")
+			hd.Set("Connection", "keep-alive")
+			h.ServeHTTP(wrapped{w}, r) // with Unwrap, as middleware should
+		}))
 	})
+	waitFor(t, waitTimeout, th.ready)
 	c := th.dialRaw(t, "GET /events?topic=t HTTP/1.1\r\nHost: test")
 	_, hd := c.head(t)
 	for _, f := range []struct{ name, want string }{
@@ -197,31 +197,6 @@ func TestTakenOverHeaders(t *testing.T) {
 type wrapped struct{ http.ResponseWriter }
 
 func (w wrapped) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// serveHub serves handler (h, wrapped) with a new httptest server, and
-// runs h over log until the test ends.
-func serveHub(t *testing.T, h *hub.Hub, log hub.Log, handler http.HandlerFunc) *testHub {
-	t.Helper()
-	srv := httptest.NewServer(handler)
-	th := &testHub{h: h, log: log, srv: srv, client: srv.Client(), runErr: make(chan error, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	th.startRun(ctx)
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer scancel()
-		if err := h.Shutdown(sctx); err != nil {
-			t.Errorf("Shutdown = %v; want nil", err)
-		}
-		cancel()
-		if err := <-th.runErr; err != nil {
-			t.Errorf("Run = %v; want nil", err)
-		}
-		th.client.CloseIdleConnections()
-		srv.Close()
-	})
-	waitFor(t, waitTimeout, th.ready)
-	return th
-}
 
 // TestClientGone checks that a client that closes its connection ends
 // its stream, whether the stream is idle (no events, no heartbeats: the
@@ -299,23 +274,9 @@ func TestHTTP2(t *testing.T) {
 		name := map[bool]string{true: "HTTP/2", false: "HTTP/1.1+TLS"}[h2]
 		t.Run(name, func(t *testing.T) {
 			noLeaks(t)
-			log := memstore.New()
-			t.Cleanup(func() { log.Close() })
-			h := hub.New(log, &hub.Options{Heartbeat: -1})
-			srv := httptest.NewUnstartedServer(h)
-			srv.EnableHTTP2 = h2
-			srv.StartTLS()
-			c := srv.Client() // HTTP/2 only if the server offers it
-			th := &testHub{h: h, log: log, srv: srv, client: c, runErr: make(chan error, 1)}
-			ctx, cancel := context.WithCancel(context.Background())
-			th.startRun(ctx)
-			t.Cleanup(func() {
-				cancel()
-				<-th.runErr
-				c.CloseIdleConnections()
-				srv.Close()
-			})
+			th := startHubWith(t, &hub.Options{Heartbeat: -1}, nil, true, tlsServer(h2)) // HTTP/2 only if the server offers it
 			waitFor(t, waitTimeout, th.ready)
+			h := th.h
 
 			rs := th.rawSubscribe(t, "topic=t", nil)
 			if want := map[bool]int{true: 2, false: 1}[h2]; rs.resp.ProtoMajor != want {

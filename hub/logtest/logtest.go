@@ -159,26 +159,28 @@ func appendN(t *testing.T, l hub.Log, n int, topic string) []hub.Record {
 // readAll returns the records Read delivers for sels after after.
 func readAll(t *testing.T, l hub.Log, after uint64, sel []hub.Selector) []hub.Record {
 	t.Helper()
-	var got []hub.Record
-	err := l.Read(testContext(t), after, sel, func(r *hub.Record) bool {
-		got = append(got, *r)
-		return true
-	})
+	got, err := read(t, l, after, sel)
 	if err != nil {
 		t.Fatalf("Read(after %d, %v): %v", after, sel, err)
 	}
 	return got
 }
 
-// checkTrimmed checks that Read after after returns an error wrapping
-// hub.ErrTrimmed, having delivered n records.
-func checkTrimmed(t *testing.T, l hub.Log, after uint64, sel []hub.Selector, n int) {
-	t.Helper()
+// read returns what Read after after delivers, and its error.
+func read(t *testing.T, l hub.Log, after uint64, sel []hub.Selector) ([]hub.Record, error) {
 	var got []hub.Record
 	err := l.Read(testContext(t), after, sel, func(r *hub.Record) bool {
 		got = append(got, *r)
 		return true
 	})
+	return got, err
+}
+
+// checkTrimmed checks that Read after after returns an error wrapping
+// hub.ErrTrimmed, having delivered n records.
+func checkTrimmed(t *testing.T, l hub.Log, after uint64, sel []hub.Selector, n int) {
+	t.Helper()
+	got, err := read(t, l, after, sel)
 	if !errors.Is(err, hub.ErrTrimmed) || len(got) != n {
 		t.Errorf("Read(after %d, %v) = %v after %d records; want ErrTrimmed after %d", after, sel, err, len(got), n)
 	}

@@ -26,6 +26,9 @@ type jwtFlags struct {
 	audience   string
 	issuer     string
 	leeway     time.Duration
+
+	cfg    *jwtauth.Config // what check read from the files, once
+	cfgErr error
 }
 
 // register adds the flags to fs. --jwt-public-key is repeatable, and each
@@ -87,10 +90,10 @@ func (f *jwtFlags) verifier(ctx context.Context, logger *slog.Logger) (hub.Token
 	if !f.configured() {
 		return nil, func() {}, nil
 	}
-	c, err := f.config()
-	if err != nil {
+	if err := f.check(); err != nil {
 		return nil, func() {}, err
 	}
+	c := *f.cfg
 	c.Logger = logger
 	ctx, cancel := context.WithCancel(ctx)
 	v, err := jwtauth.New(ctx, c)
@@ -108,13 +111,19 @@ func (f *jwtFlags) verifier(ctx context.Context, logger *slog.Logger) (hub.Token
 
 // check reports what is wrong with the flags, reading the files they
 // name, so that "ssehub serve" refuses them as it does other bad flags
-// before it starts anything.
+// before it starts anything. It reads them once: verifier uses what it
+// read.
 func (f *jwtFlags) check() error {
-	if !f.configured() {
-		return nil
+	if !f.configured() || f.cfg != nil || f.cfgErr != nil {
+		return f.cfgErr
 	}
-	_, err := f.config()
-	return err
+	c, err := f.config()
+	if err != nil {
+		f.cfgErr = err
+		return err
+	}
+	f.cfg = &c
+	return nil
 }
 
 // config returns the jwtauth.Config of the flags (without a Logger),

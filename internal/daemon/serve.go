@@ -448,13 +448,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	if mln == nil {
 		mux.Handle("GET /metrics", metrics)
 	} else {
-		msrv = &http.Server{
-			Handler:           metrics,
-			ReadHeaderTimeout: defaultReadHeaderTimeout,
-			IdleTimeout:       serverIdleTimeout,
-			MaxHeaderBytes:    serverMaxHeaderBytes,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		}
+		msrv = newServer(serveConfig{readHeaderTimeout: c.readHeaderTimeout}, metrics, logger) // plain HTTP/1.1
 	}
 
 	srv := newServer(c, mux, logger)
