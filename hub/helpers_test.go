@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -80,6 +81,17 @@ func startHubWith(t *testing.T, opts *hub.Options, log hub.Log, run bool, newSer
 	}
 	reg := prometheus.NewRegistry()
 	o.Registerer = reg
+	if o.Logger == nil {
+		// The hub's debug log says why each stream ended: shown when the
+		// test fails.
+		lb := &logTail{}
+		o.Logger = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		t.Cleanup(func() { // after the hub's shutdown, registered below
+			if t.Failed() {
+				t.Logf("the hub's last %d log lines:\n%s", logTailLines, lb.String())
+			}
+		})
+	}
 	if log == nil {
 		ms := memstore.New()
 		t.Cleanup(func() { ms.Close() }) // after the hub is shut down
@@ -311,10 +323,10 @@ func (s *testSub) waitUntil(t *testing.T, want string, cut func([]sse.Event) int
 			return got[:n]
 		}
 		if err != nil {
-			t.Fatalf("stream ended (%v) after %d events, before %s: %v", err, len(got), want, ids(got))
+			t.Fatalf("stream ended (%v) after %d events, before %s: %s", err, len(got), want, summary(ids(got)))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v; got %d events: %v", want, waitTimeout, len(got), ids(got))
+			t.Fatalf("no %s after %v; got %d events: %s", want, waitTimeout, len(got), summary(ids(got)))
 		}
 		<-tick.C
 	}
@@ -355,6 +367,15 @@ func (s *testSub) waitEnd(t *testing.T) error {
 	}
 	_, err := s.snapshot()
 	return err
+}
+
+// summary shows the first and last few of ids, for failure messages.
+func summary(ids []string) string {
+	const n = 3
+	if len(ids) <= 2*n {
+		return fmt.Sprint(ids)
+	}
+	return fmt.Sprintf("%v … %v", ids[:n], ids[len(ids)-n:])
 }
 
 // ids returns the IDs of evs.
@@ -494,4 +515,33 @@ func (l *failLog) Append(ctx context.Context, recs []hub.Record) error {
 		return errStore
 	}
 	return l.Store.Append(ctx, recs)
+}
+
+// logTailLines is how many of a test hub's last log lines a failed test
+// shows.
+const logTailLines = 60
+
+// A logTail keeps the last logTailLines lines written to it. It is safe
+// for concurrent use.
+type logTail struct {
+	mu    sync.Mutex // guards lines
+	lines []string
+}
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for line := range strings.Lines(string(p)) {
+		if len(l.lines) == logTailLines {
+			l.lines = append(l.lines[:0], l.lines[1:]...)
+		}
+		l.lines = append(l.lines, line)
+	}
+	return len(p), nil
+}
+
+func (l *logTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "")
 }

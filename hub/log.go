@@ -59,6 +59,36 @@ type Retention struct {
 // A Log is the hub's history and its bus: publishers append to it, and
 // every hub node tails it. Implementations live in store/ and pass the
 // contract suite in hub/logtest. A Log is safe for concurrent use.
+//
+// # What the methods guarantee one another
+//
+// A subscriber that resumes is served in two parts that must meet
+// exactly: the hub registers it for live records, asks Bounds for last,
+// replays with Read the matching records up to last, and lets the live
+// queue deliver only the records after last. Nothing is lost or repeated
+// only if the methods agree on which records exist:
+//
+//   - Bounds then Read: once Bounds has returned last, a Read that starts
+//     afterwards delivers every held record at or below last that matches
+//     its selectors. A backend that makes a record visible in steps (the
+//     record, then an index) must not let Bounds report its position
+//     before the last step.
+//   - Append then everything: once Append has returned, Bounds reports a
+//     last at or beyond the batch's positions, Read delivers its records,
+//     Lookup finds their IDs, and every Tail will deliver them.
+//   - Tail and Bounds: Tail delivers every record that Bounds has reported
+//     or ever will, in position order, exactly once (but see Tail on
+//     records trimmed before it reached them). It may deliver a record
+//     some time after Bounds first reported it, but never before: a
+//     Bounds call that begins after Tail handed a record to fn reports a
+//     last at or beyond it. Otherwise a subscriber registering meanwhile
+//     would get the record neither from the fan-out, which has passed it,
+//     nor from its replay, which stops at last.
+//   - Lookup may find an ID before Bounds reports its position (a
+//     concurrent Append); the position it returns never changes, and the
+//     record at it is one that Read and Tail deliver once Bounds reports it.
+//
+// Positions are never reused, and a record never changes once appended.
 type Log interface {
 	// Append stores recs durably and in order, as one batch of
 	// consecutive positions: it assigns each record's Pos and Time, and
@@ -73,11 +103,12 @@ type Log interface {
 	// Read calls fn, in position order, for each record with Pos > after
 	// that has a topic matching one of sels, until fn returns false or the
 	// records held run out. Records appended during Read may or may not be
-	// seen; every record at or below the last position Bounds reported is.
-	// Backends may use sels to avoid scanning other topics, and must not
-	// hold a transaction across calls of fn, which may write to the
-	// network. fn may keep the records but must not modify them. Read
-	// returns ctx's error when ctx ends.
+	// seen; every record at or below the last position a Bounds call that
+	// returned before Read began reported is (see "What the methods
+	// guarantee one another"). Backends may use sels to avoid scanning
+	// other topics, and must not hold a transaction across calls of fn,
+	// which may write to the network. fn may keep the records but must
+	// not modify them. Read returns ctx's error when ctx ends.
 	//
 	// Read never skips a record silently: when records after after that
 	// it has not yet reached are gone (the oldest record held is past
@@ -102,7 +133,9 @@ type Log interface {
 
 	// Bounds returns the positions of the oldest and newest records held,
 	// or 0, last when the Log holds none (last is the newest position ever
-	// assigned, 0 for a new Log).
+	// assigned, 0 for a new Log). A record counts as assigned once it is
+	// readable, by Read as by Tail: see "What the methods guarantee one
+	// another". last never decreases.
 	Bounds(ctx context.Context) (first, last uint64, err error)
 
 	// Trim removes the oldest records beyond r and returns how many it

@@ -199,18 +199,38 @@ var concurrentPlans = []subscriberPlan{
 
 // publishConcurrently runs publishers on every topic t/0…t/3, one through
 // HTTP NDJSON and the others straight to the Log, in batches of 1 to 7,
-// until stop is closed. It returns a function that waits for them to end,
-// and counts what they published in n.
-func publishConcurrently(t *testing.T, th *testHub, n *atomic.Int64, stop <-chan struct{}) (wait func()) {
+// until stop is closed or they have published limit events (give or take
+// a batch each). Each publishes a batch at most every every, or without
+// pause if it is zero. It returns a channel closed once they have all
+// ended, and counts what they published in n.
+//
+// Unpaced publishers that append straight to the Log are much faster than
+// a subscriber's reader: on a loaded machine they once got 65,536 events
+// ahead of one in TestReplayLiveConcurrent, which the hub then rightly
+// disconnected as too slow.
+func publishConcurrently(t *testing.T, th *testHub, n *atomic.Int64, limit int64, every time.Duration, stop <-chan struct{}) (done <-chan struct{}) {
 	var wg sync.WaitGroup
 	for p := range 4 {
 		wg.Go(func() {
 			topic := fmt.Sprint("t/", p)
-			for i := 0; ; i++ {
+			var tick <-chan time.Time
+			if every > 0 {
+				ticker := time.NewTicker(every)
+				defer ticker.Stop()
+				tick = ticker.C
+			}
+			for i := 0; n.Load() < limit; i++ {
 				select {
 				case <-stop:
 					return
 				default:
+				}
+				if tick != nil {
+					select {
+					case <-stop:
+						return
+					case <-tick:
+					}
 				}
 				batch := 1 + i%7
 				if p == 0 {
@@ -242,11 +262,18 @@ func publishConcurrently(t *testing.T, th *testHub, n *atomic.Int64, stop <-chan
 			}
 		})
 	}
-	return wg.Wait
+	ended := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(ended)
+	}()
+	t.Cleanup(func() { <-ended })
+	return ended
 }
 
 // checkSequence checks that got holds consecutive positions from first
-// (or from its own first, when first is 0) to last.
+// (or from its own first, when first is 0) to last. A failure names the
+// first position missing, repeated or out of place, not whole lists.
 func checkSequence(t *testing.T, name string, got []string, first, last int) {
 	t.Helper()
 	if len(got) == 0 {
@@ -256,14 +283,23 @@ func checkSequence(t *testing.T, name string, got []string, first, last int) {
 	if first == 0 {
 		first, _ = strconv.Atoi(got[0])
 	}
-	if want := seq(first, last); !slices.Equal(got, want) {
-		for i := range min(len(got), len(want)) {
-			if got[i] != want[i] {
-				t.Errorf("%s: event %d is %s; want %s (%d events, want %d)", name, i, got[i], want[i], len(got), len(want))
-				return
-			}
+	want := seq(first, last)
+	for i := range min(len(got), len(want)) {
+		if got[i] == want[i] {
+			continue
 		}
-		t.Errorf("%s: got %d events %s…%s; want %d, %s…%s", name, len(got), got[0], got[len(got)-1], len(want), want[0], want[len(want)-1])
+		what := "out of place"
+		switch g, _ := strconv.Atoi(got[i]); {
+		case slices.Contains(got[:i], got[i]):
+			what = "repeated"
+		case g > first+i:
+			what = fmt.Sprintf("after %s, which is missing", want[i])
+		}
+		t.Errorf("%s: event %d of %d is %s, %s; want %s (events %s)", name, i, len(got), got[i], what, want[i], summary(got))
+		return
+	}
+	if len(got) != len(want) {
+		t.Errorf("%s: got %d events (%s); want %d, %s…%s", name, len(got), summary(got), len(want), want[0], want[len(want)-1])
 	}
 }
 
@@ -271,39 +307,59 @@ func checkSequence(t *testing.T, name string, got []string, first, last int) {
 // while publishers run, and checks that every subscriber receives every
 // position after its start exactly once and in order: the replay and the
 // live events meet without a gap or a repeat.
+//
+// The publishers are paced, and stop at half a queue's worth of events,
+// so that no subscriber can be disconnected as too slow: an ended stream
+// is a failure. Should they stop before the last subscriber joins, the
+// marker published at the end still reaches every subscriber.
 func TestReplayLiveConcurrent(t *testing.T) {
-	th := newTestHub(t, &hub.Options{QueueSize: 1 << 16, Heartbeat: -1}, nil)
+	const queue = 1 << 16
+	th := newTestHub(t, &hub.Options{QueueSize: queue, Heartbeat: -1}, nil)
 	appendN(t, th.log, "t/0", 400)
 
 	var published atomic.Int64
 	stop := make(chan struct{})
-	wait := publishConcurrently(t, th, &published, stop)
+	done := publishConcurrently(t, th, &published, queue/2, time.Millisecond, stop)
+	// advanced reports whether the publishers have published n more
+	// events since since, or have stopped.
+	advanced := func(since, n int64) func() bool {
+		return func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return published.Load() >= since+n
+			}
+		}
+	}
 	subs := make([]*testSub, len(concurrentPlans))
 	for i, p := range concurrentPlans {
 		// Join once the publishers have moved on since the last join.
-		since := published.Load()
-		waitFor(t, waitTimeout, func() bool { return published.Load() >= since+40 })
+		waitFor(t, waitTimeout, advanced(published.Load(), 40))
 		var header http.Header
 		if p.lastID != "" {
 			header = http.Header{"Last-Event-Id": {p.lastID}}
 		}
 		subs[i] = th.subscribe(t, p.query, header)
 	}
-	since := published.Load()
-	waitFor(t, waitTimeout, func() bool { return published.Load() >= since+200 })
+	waitFor(t, waitTimeout, advanced(published.Load(), 200))
 	close(stop)
-	wait()
+	<-done
+	// A marker on a topic every plan matches: the last event of all.
+	marker := th.publish(t, url.Values{"topic": {"t/0"}, "data": {"marker"}})
+	last, _ := strconv.Atoi(marker)
 
-	_, last, _ := th.log.Bounds(context.Background())
 	for i, p := range concurrentPlans {
-		got := ids(subs[i].waitID(t, strconv.FormatUint(last, 10)))
+		name := fmt.Sprintf("subscriber %d (%s, Last-Event-ID %q)", i, p.query, p.lastID)
+		got := ids(subs[i].waitID(t, marker))
 		first := 0
 		if p.lastID != "" {
 			first, _ = strconv.Atoi(p.lastID)
 			first++
 		}
-		checkSequence(t, fmt.Sprintf("subscriber %d (%s, Last-Event-ID %q)", i, p.query, p.lastID), got, first, int(last))
+		checkSequence(t, name, got, first, last)
 	}
+	t.Logf("%d events published while %d subscribers joined", last, len(subs))
 }
 
 // TestReplayLiveEvictions is TestReplayLiveConcurrent with queues so short
@@ -353,12 +409,12 @@ func TestReplayLiveEvictions(t *testing.T) {
 
 	var published atomic.Int64
 	stop := make(chan struct{})
-	wait := publishConcurrently(t, th, &published, stop)
+	done := publishConcurrently(t, th, &published, 1<<20, 0, stop)
 	waitFor(t, waitTimeout, func() bool {
 		return published.Load() >= 600 && th.metric(t, "ssehub_slow_disconnects_total") >= 3
 	})
 	close(stop)
-	wait()
+	<-done
 	_, last, _ := th.log.Bounds(context.Background())
 	// Publish once more, after setting target, so that every client sees
 	// an event once target is set, and stops on it.

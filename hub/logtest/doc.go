@@ -30,11 +30,24 @@
 // reference to the caller's slices, and the records passed to Read's and
 // Tail's fn may be retained.
 //
+// Under concurrent appenders it checks what Bounds, Read and Tail
+// guarantee one another (hub/log.go): a Read that starts after Bounds
+// returned last delivers every matching record up to last, read right
+// after each commit becomes visible (ReadAfterBounds); an Append's
+// records are visible everywhere once it returns (AppendVisible); and
+// Tail never hands fn a record Bounds does not report yet
+// (TailWithinBounds). Then HubResume runs a hub.Hub over the Log, over
+// HTTP/1.1 and HTTP/2, and resumes 300 subscriptions (exact, pattern and
+// several selectors) a few events behind the newest while publishers
+// post without pause: every resumption must get every matching event
+// after its Last-Event-ID, none missing and none twice. A failure names
+// the subscription and the first ID missing, repeated or out of place.
+//
 // Trim by age is checked in real time: the suite waits a quarter of a
 // second between two appends and derives MaxAge from the Time values the
 // backend stored, so a backend whose clock is not the test's (a remote
 // server) passes as long as it keeps time at the usual rate.
 //
-// Run it with the race detector; it takes well under ten seconds for an
+// Run it with the race detector; it takes about ten seconds for an
 // in-process backend.
 package logtest

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,6 +56,10 @@ func Run(t *testing.T, open func(t *testing.T) hub.Log) {
 		{"TrimDuringRead", s.testTrimDuringRead},
 		{"ConcurrentAppend", s.testConcurrentAppend},
 		{"ConcurrentDuplicateID", s.testConcurrentDuplicate},
+		{"ReadAfterBounds", s.testReadAfterBounds},
+		{"AppendVisible", s.testAppendVisible},
+		{"TailWithinBounds", s.testTailWithinBounds},
+		{"HubResume", s.testHubResume},
 		{"Closed", s.testClosed},
 	}
 	for _, tt := range tests {
@@ -1169,4 +1174,217 @@ func (d durable) testTailAfterReopen(t *testing.T) {
 	more := appendN(t, l, 2, "b")
 	checkRecords(t, "Tail of records appended after reopen", tl.next(t, 2), more)
 	tl.stop(t)
+}
+
+// testReadAfterBounds checks the promise the hub's resumption rests on,
+// while appenders run: a Read that starts after Bounds reported last
+// delivers every matching record up to last. Each try reads a few
+// records behind the newest, as a client resuming from a recent ID does,
+// through an exact selector, a pattern, and a pattern matching a second
+// topic of the same records (the hub's multi-topic subscriptions). A Log
+// that shows a record to Bounds before its per-topic index holds it
+// fails here: the replay would stop short of the record, and the hub's
+// live queue, which starts after last, would drop it.
+func (s suite) testReadAfterBounds(t *testing.T) {
+	l := s.fresh(t)
+	ctx := testContext(t)
+	const (
+		appenders = 4
+		tries     = 300 // per selector set
+		maxBehind = 8
+	)
+	// Every record is on "r/a"; the ones of appender g also on "r/x/g".
+	// So each selector set below matches every record.
+	selSets := [][]hub.Selector{
+		sels(t, "r/a"),
+		sels(t, "r/*"),
+		sels(t, "r/x/**", "r/a"),
+	}
+	// For each try the appenders append one batch each, concurrently,
+	// while the try waits for Bounds to report a new last and reads
+	// right away: right after a commit becomes visible, where a Log
+	// that shows a commit before it can read all of it is caught.
+	appendOne := make(chan struct{})
+	appended := make(chan struct{}, appenders)
+	var wg sync.WaitGroup
+	for g := range appenders {
+		wg.Go(func() {
+			i := 0
+			for range appendOne {
+				i++
+				batch := make([]hub.Record, 1+(g+i)%3)
+				for j := range batch {
+					batch[j] = rec(fmt.Sprintf("g%d i%d", g, i), "r/a", fmt.Sprintf("r/x/%d", g))
+				}
+				if err := l.Append(ctx, batch); err != nil {
+					t.Errorf("Append: %v", err)
+				}
+				appended <- struct{}{}
+			}
+		})
+	}
+	defer func() {
+		close(appendOne)
+		wg.Wait()
+	}()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	failures := 0
+	for n := range tries * len(selSets) {
+		sel := selSets[n%len(selSets)]
+		_, prev, err := l.Bounds(ctx)
+		if err != nil {
+			t.Fatalf("Bounds: %v", err)
+		}
+		for range appenders {
+			appendOne <- struct{}{}
+		}
+		var first, last uint64
+		deadline := time.Now().Add(timeout)
+		for last <= prev {
+			var err error
+			if first, last, err = l.Bounds(ctx); err != nil {
+				t.Fatalf("Bounds: %v", err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("try %d: Bounds still reports last %d after %v of appending", n, last, timeout)
+			}
+		}
+		after := last - min(last, uint64(rng.IntN(maxBehind+1)))
+		after = max(after, first-min(first, 1))
+		var got []uint64
+		err = l.Read(ctx, after, sel, func(r *hub.Record) bool {
+			if r.Pos > last {
+				return false
+			}
+			got = append(got, r.Pos)
+			return true
+		})
+		if err != nil {
+			t.Fatalf("try %d: Read(after %d, %v): %v", n, after, sel, err)
+		}
+		if want := span(after+1, last); !slices.Equal(got, want) {
+			failures++
+			if failures <= 3 {
+				t.Errorf("try %d: Bounds reported last %d; Read(after %d, %v) delivered %v; want %v (first missing: %d)",
+					n, last, after, sel, got, want, firstMissing(got, want))
+			}
+		}
+		for range appenders {
+			<-appended
+		}
+	}
+	if failures > 0 {
+		t.Errorf("%d of %d Reads after Bounds missed records at or below its last", failures, tries*len(selSets))
+	}
+}
+
+// testTailWithinBounds checks, while appenders run, that Tail never hands
+// fn a record before Bounds reports it: a Bounds called from fn reports a
+// last at or beyond the batch.
+func (s suite) testTailWithinBounds(t *testing.T) {
+	l := s.fresh(t)
+	ctx := testContext(t)
+	const appenders, appends = 4, 150
+	var wg sync.WaitGroup
+	for g := range appenders {
+		wg.Go(func() {
+			for i := range appends {
+				batch := make([]hub.Record, 1+(g+i)%3)
+				for j := range batch {
+					batch[j] = rec("t", fmt.Sprintf("t/%d", g))
+				}
+				if err := l.Append(ctx, batch); err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+			}
+		})
+	}
+	var (
+		seen  atomic.Uint64 // the last position handed to fn
+		early atomic.Int64  // batches handed to fn before Bounds reported them
+	)
+	tctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Tail(tctx, 0, func(recs []hub.Record) error {
+			_, last, err := l.Bounds(ctx)
+			if err != nil {
+				return err
+			}
+			if p := recs[len(recs)-1].Pos; p > last && early.Add(1) <= 3 {
+				t.Errorf("Tail handed fn position %d; Bounds, called then, reports last %d", p, last)
+			}
+			seen.Store(recs[len(recs)-1].Pos)
+			return nil
+		})
+	}()
+	wg.Wait()
+	_, last, err := l.Bounds(ctx)
+	if err != nil {
+		t.Fatalf("Bounds: %v", err)
+	}
+	waitUntil(t, func() bool { return seen.Load() >= last })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Tail = %v; want context.Canceled", err)
+	}
+	if n := early.Load(); n > 0 {
+		t.Errorf("Tail delivered %d batches before Bounds reported them", n)
+	}
+}
+
+// firstMissing returns the first position of want that got lacks, or 0.
+func firstMissing(got, want []uint64) uint64 {
+	for _, p := range want {
+		if !slices.Contains(got, p) {
+			return p
+		}
+	}
+	return 0
+}
+
+// testAppendVisible checks, while other appenders run, that once Append
+// has returned its records are visible everywhere: Bounds reports a last
+// at or beyond them, Read delivers them, and Lookup finds their IDs.
+func (s suite) testAppendVisible(t *testing.T) {
+	l := s.fresh(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Go(func() {
+			for i := 0; i < 20000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := l.Append(testContext(t), []hub.Record{rec("noise", fmt.Sprintf("n/%d", g))}); err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+			}
+		})
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	for i := range 300 {
+		batch := []hub.Record{rec("v", "v"), {Topics: []string{"v", "w"}, Data: "v", ID: fmt.Sprintf("v-%d", i)}}
+		mustAppend(t, l, batch...)
+		_, last, err := l.Bounds(testContext(t))
+		if err != nil {
+			t.Fatalf("Bounds: %v", err)
+		}
+		if last < batch[1].Pos {
+			t.Fatalf("append %d: Bounds reports last %d after Append returned position %d", i, last, batch[1].Pos)
+		}
+		got := readAll(t, l, batch[0].Pos-1, sels(t, "v"))
+		if len(got) < 2 || got[0].Pos != batch[0].Pos || got[1].Pos != batch[1].Pos {
+			t.Fatalf("append %d: Read after %d delivered %v; want %d and %d first", i, batch[0].Pos-1, positions(got), batch[0].Pos, batch[1].Pos)
+		}
+		checkLookup(t, l, batch[1].ID, batch[1].Pos)
+	}
 }

@@ -88,6 +88,10 @@ type Options struct {
 
 	// indexLag, if positive, replaces defaultIndexLag; tests set it.
 	indexLag int
+	// afterCommit, if set, runs in the committer after each write
+	// transaction has committed and before its records are published;
+	// tests set it to widen that window, as a slow fsync does.
+	afterCommit func()
 }
 
 // Stats are counters since Open.
@@ -107,6 +111,8 @@ type Store struct {
 	trimBatch int
 	indexLag  int
 	now       func() time.Time
+
+	afterCommit func() // Options.afterCommit
 
 	idx pendingIndex // the memory part of the per-topic index
 
@@ -219,8 +225,10 @@ func Open(path string, opts *Options) (*Store, error) {
 		trimBatch: o.TrimBatch,
 		indexLag:  o.indexLag,
 		now:       time.Now,
-		wake:      make(chan struct{}, 1),
-		notify:    make(chan struct{}),
+
+		afterCommit: o.afterCommit,
+		wake:        make(chan struct{}, 1),
+		notify:      make(chan struct{}),
 	}
 	s.idx.indexed, s.idx.topics, s.idx.n = idx.indexed, idx.topics, idx.n
 	s.last.Store(last)
@@ -512,6 +520,9 @@ func (s *Store) commit(reqs []*request) {
 		}
 		return meta.Put(keyLast, posKey(last))
 	})
+	if err == nil && s.afterCommit != nil {
+		s.afterCommit()
+	}
 	if err != nil {
 		s.log.Error("boltstore: commit failed", "appends", len(reqs), "err", err)
 		err = s.wrap("append", err)
@@ -541,6 +552,9 @@ func (s *Store) commit(reqs []*request) {
 	}
 	s.records.Add(n)
 	s.commits.Add(1)
+	// Publish the commit: first the index, then last. New read
+	// transactions already see the records, but Bounds reports last, and
+	// a Read that starts after Bounds must find them in the index too.
 	if flush {
 		s.idx.flushed(last)
 	} else {

@@ -241,10 +241,14 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func([]hub.Record) er
 		// wait was taken before last is loaded: a commit after this
 		// load closes it.
 		if last := s.last.Load(); last > after {
+			// Only up to last, which Bounds reports: the file may hold a
+			// commit not published yet, and a record the hub fans out
+			// before Bounds reports it reaches neither the replay of a
+			// subscriber that joins meanwhile nor its live queue.
 			var out []hub.Record
 			err := s.db.View(func(tx *bolt.Tx) error {
 				var err error
-				out, err = readFrom(tx, after, tailBatch)
+				out, err = readFrom(tx, after, last, tailBatch)
 				return err
 			})
 			if err != nil {
@@ -268,8 +272,8 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func([]hub.Record) er
 	}
 }
 
-// readFrom returns up to max records after after.
-func readFrom(tx *bolt.Tx, after uint64, max int) ([]hub.Record, error) {
+// readFrom returns up to max records after after and at or below upto.
+func readFrom(tx *bolt.Tx, after, upto uint64, max int) ([]hub.Record, error) {
 	c := tx.Bucket(bucketRecs).Cursor()
 	var (
 		out []hub.Record
@@ -277,6 +281,9 @@ func readFrom(tx *bolt.Tx, after uint64, max int) ([]hub.Record, error) {
 	)
 	for k, v := c.Seek(posKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
 		pos := binary.BigEndian.Uint64(k)
+		if pos > upto {
+			break
+		}
 		if err := w.parse(pos, v); err != nil {
 			return nil, err
 		}
@@ -325,17 +332,29 @@ func (s *Store) Lookup(ctx context.Context, id string) (uint64, error) {
 	return pos, nil
 }
 
-// Bounds implements hub.Log.
+// Bounds implements hub.Log. Its last is the newest position the
+// committer has published, not the newest one in the file: a commit is
+// in the file, and seen by new read transactions, a moment before the
+// committer has added its records to the memory part of the per-topic
+// index, and a Read in that moment would miss them. The committer
+// publishes the position once the index holds them (see commit), so a
+// Read that starts after Bounds returns sees every record up to last.
 func (s *Store) Bounds(ctx context.Context) (first, last uint64, err error) {
 	if s.isClosed() {
 		return 0, 0, fmt.Errorf("boltstore: bounds: %w", hub.ErrLogClosed)
 	}
+	last = s.last.Load() // before the transaction, which sees at least as much
 	err = s.db.View(func(tx *bolt.Tx) error {
-		first, last = bounds(tx)
+		first, _ = bounds(tx)
 		return nil
 	})
 	if err != nil {
 		return 0, 0, s.wrap("bounds", err)
+	}
+	if first > last {
+		// Trim removed every published record, and the file holds only
+		// records of a commit not published yet: none, as of last.
+		first = 0
 	}
 	return first, last, nil
 }
