@@ -192,6 +192,14 @@ type Limits struct {
 	// client that sends it slowly cannot hold a handler forever (408).
 	// If zero, 30s; if negative, no bound.
 	BodyTimeout time.Duration
+
+	// MaxReplay is the most events one subscription request replays
+	// from history. A resumption that has more to catch up gets that
+	// many, and then its stream ends, right after an event it has
+	// received, so that its reconnection (after the retry delay) goes
+	// on from there: nothing is skipped, and each request costs at most
+	// this much. If zero, 50,000; if negative, no bound.
+	MaxReplay int
 }
 
 // A Hub serves the ssehub HTTP API over a Log: publishers POST events,

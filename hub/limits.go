@@ -22,13 +22,14 @@ const (
 	defaultMaxStreamsPerClient = 1_000
 	defaultPublishRate         = 10_000
 	defaultBodyTimeout         = 30 * time.Second
+	defaultMaxReplay           = 50_000
 
 	// limiterIdle is how long a token's publish limiter is kept unused.
 	limiterIdle = 10 * time.Minute
 )
 
 // limits are the Limits with their defaults applied. A zero bound of
-// maxStreams, maxPerClient or rate means none.
+// maxStreams, maxPerClient, rate or maxReplay means none.
 type limits struct {
 	maxTopics        int
 	maxSelectors     int
@@ -39,6 +40,7 @@ type limits struct {
 	rate             rate.Limit
 	burst            int
 	bodyTimeout      time.Duration
+	maxReplay        int
 }
 
 // resolve applies the defaults to l.
@@ -60,6 +62,7 @@ func (l Limits) resolve() limits {
 		maxStreams:       or(l.MaxStreams, defaultMaxStreams),
 		maxPerClient:     or(l.MaxStreamsPerClient, defaultMaxStreamsPerClient),
 		bodyTimeout:      l.BodyTimeout,
+		maxReplay:        or(l.MaxReplay, defaultMaxReplay),
 	}
 	// These three bound what a single request may carry: they cannot be
 	// removed, only raised.

@@ -49,6 +49,7 @@ type metrics struct {
 	slow          prometheus.Counter
 	replays       prometheus.Counter
 	replayed      prometheus.Counter
+	replayCuts    prometheus.Counter
 	gaps          *prometheus.CounterVec
 	store         *prometheus.HistogramVec
 	refused       *prometheus.CounterVec
@@ -72,6 +73,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		slow:       counter("ssehub_slow_disconnects_total", "Subscribers disconnected because their queue was full."),
 		replays:    counter("ssehub_replays_total", "Subscriptions that resumed from a Last-Event-ID and replayed history."),
 		replayed:   counter("ssehub_replayed_events_total", "Events sent to subscribers from history."),
+		replayCuts: counter("ssehub_replay_budget_reached_total", "Replays that reached the replay budget (Limits.MaxReplay): the stream ended, and its client resumes after the last event sent."),
 		gaps: counterVec("ssehub_gaps_total", "Resumptions that could not be lossless, by reason (unknown, expired).", "reason",
 			gapUnknown, gapExpired),
 		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -88,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.subscriptions, m.publishes, m.appended, m.tailed,
-			m.deliveries, m.slow, m.replays, m.replayed, m.gaps, m.store, m.refused, m.expired)
+			m.deliveries, m.slow, m.replays, m.replayed, m.replayCuts, m.gaps, m.store, m.refused, m.expired)
 	}
 	return m
 }

@@ -3,7 +3,9 @@ package hub_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -71,9 +73,11 @@ func TestReplay(t *testing.T) {
 	}
 }
 
-// TestGap checks resumption from an ID the Log does not know, or from a
-// position older than the Log holds: a gap event, then what is held; and
-// no gap when nothing was lost.
+// TestGap checks resumption from a position older than the Log holds (a
+// gap event, then what is held), from an ID the Log does not hold (a gap
+// event, then live events only: the hub cannot tell where such a client
+// was, and replaying everything held would let any request cost a whole
+// history), and that there is no gap when nothing was lost.
 func TestGap(t *testing.T) {
 	type gapWant struct {
 		id     string // the gap event's id
@@ -87,9 +91,16 @@ func TestGap(t *testing.T) {
 		gap    *gapWant // nil: no gap event
 		from   int      // the first position replayed
 	}{
-		{"unknown", hub.Retention{MaxCount: 5}, "nope", &gapWant{"6", "unknown", "7"}, 7},
-		{"future position", hub.Retention{MaxCount: 5}, "999", &gapWant{"6", "unknown", "7"}, 7},
-		{"trimmed publisher id", hub.Retention{MaxCount: 5}, "pub-2", &gapWant{"6", "unknown", "7"}, 7},
+		// A Last-Event-ID the Log does not hold: the gap event, then
+		// live events only, however much history is held.
+		{"unknown", hub.Retention{MaxCount: 5}, "nope", &gapWant{"11", "unknown", "12"}, 12},
+		{"unknown, untrimmed", hub.Retention{}, "nope", &gapWant{"11", "unknown", "12"}, 12},
+		{"future position", hub.Retention{MaxCount: 5}, "999", &gapWant{"11", "unknown", "12"}, 12},
+		{"far future position", hub.Retention{}, "18446744073709551615", &gapWant{"11", "unknown", "12"}, 12},
+		{"position beyond uint64", hub.Retention{}, "99999999999999999999999", &gapWant{"11", "unknown", "12"}, 12},
+		{"negative", hub.Retention{}, "-5", &gapWant{"11", "unknown", "12"}, 12},
+		{"not ASCII", hub.Retention{}, "é", &gapWant{"11", "unknown", "12"}, 12},
+		{"trimmed publisher id", hub.Retention{MaxCount: 5}, "pub-2", &gapWant{"11", "unknown", "12"}, 12},
 		{"expired position", hub.Retention{MaxCount: 5}, "3", &gapWant{"6", "expired", "7"}, 7},
 		{"zero, trimmed", hub.Retention{MaxCount: 5}, "0", &gapWant{"6", "expired", "7"}, 7},
 		{"just before the oldest", hub.Retention{MaxCount: 5}, "6", nil, 7},
@@ -148,6 +159,78 @@ func TestGap(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplayBudget checks Limits.MaxReplay: a subscription that has more
+// history to catch up than the budget gets that many events, then its
+// stream ends right after one; an EventSource's reconnections go on from
+// there, and in the end it has every event exactly once, in order.
+func TestReplayBudget(t *testing.T) {
+	const budget, n = 10, 35
+	th := newTestHub(t, &hub.Options{Retry: time.Millisecond, Limits: hub.Limits{MaxReplay: budget}}, nil)
+	for i := 1; i <= n; i++ {
+		topic := "a"
+		if i%5 == 0 {
+			topic = "b" // not counted: the budget is of events sent
+		}
+		th.publish(t, url.Values{"topic": {topic}, "data": {strconv.Itoa(i)}})
+	}
+	var want []string
+	for i := 1; i <= n; i++ {
+		if i%5 != 0 {
+			want = append(want, strconv.Itoa(i))
+		}
+	}
+
+	t.Run("one request", func(t *testing.T) {
+		s := th.subscribe(t, "topic=a&lastEventID=0", nil)
+		if err := s.waitEnd(t); !errors.Is(err, io.EOF) {
+			t.Fatalf("stream ended with %v; want EOF", err)
+		}
+		got, _ := s.snapshot()
+		if !slices.Equal(ids(got), want[:budget]) {
+			t.Errorf("events = %s; want the first %d of %s", summary(ids(got)), budget, summary(want))
+		}
+	})
+	t.Run("within the budget", func(t *testing.T) {
+		s := th.subscribe(t, "topic=a", http.Header{"Last-Event-Id": {want[len(want)-budget-1]}})
+		marker := th.publish(t, url.Values{"topic": {"a"}, "data": {"live"}})
+		if got := ids(s.waitID(t, marker)); !slices.Equal(got, append(slices.Clone(want[len(want)-budget:]), marker)) {
+			t.Errorf("events = %s; want the last %d, then %s", summary(got), budget, marker)
+		}
+		want = append(want, marker)
+	})
+	t.Run("EventSource catches up", func(t *testing.T) {
+		cuts := th.metric(t, "ssehub_replay_budget_reached_total")
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		es, err := eventsource.New(th.srv.URL+"/events?topic=a", &eventsource.Options{Client: th.client, LastEventID: "0", Retry: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		opens := 0
+		for ev := range es.Events(ctx) {
+			switch {
+			case ev.Type == "open":
+				opens++
+			case ev.IsMessage():
+				got = append(got, ev.LastEventID)
+			}
+			if len(got) == len(want) {
+				break
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("events = %s; want %s (%v)", summary(got), summary(want), es.Err())
+		}
+		if wantOpens := (len(want)-1)/budget + 1; opens != wantOpens {
+			t.Errorf("%d connections; want %d", opens, wantOpens)
+		}
+		if n := th.metric(t, "ssehub_replay_budget_reached_total") - cuts; n != float64(opens-1) {
+			t.Errorf("ssehub_replay_budget_reached_total grew by %v; want %d", n, opens-1)
+		}
+	})
 }
 
 // TestGapOnEmptyLog checks the gap event of a Log that never held an event.

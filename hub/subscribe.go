@@ -27,6 +27,10 @@ const (
 	gapExpired = "expired"
 )
 
+// errReplayBudget ends a subscription whose replay reached
+// Limits.MaxReplay: its client resumes after the last event replayed.
+var errReplayBudget = errors.New("hub: replay budget reached; the client resumes from its last event")
+
 // A Gap is the data of a GapEventType event, in JSON:
 //
 //	event: ssehub-gap
@@ -36,18 +40,30 @@ const (
 // It tells a client that resumed with a Last-Event-ID that events may be
 // missing before the ones that follow: at the start of the replay, or in
 // the middle of it when retention removed records the replay had not
-// reached yet. The event's own id is the position
-// the replay starts after, so that a client reconnecting before the next
-// event resumes from there without being told of the gap again.
+// reached yet. The event's own id is the position the replay starts
+// after, so that a client reconnecting before the next event resumes
+// from there without being told of the gap again.
+//
+// A Last-Event-ID the Log does not hold (reason "unknown") gets no
+// replay at all: the gap event, then live events. The hub cannot place
+// such an ID (garbage, a publisher's ID retention removed, a position
+// beyond the newest, as a client holds after its hub's Log was reset),
+// so it cannot tell which events the client lacks; replaying all the
+// history it holds, up to a million events by default, would let any
+// request cost that much, and would still leave the client unable to
+// tell which of them it had seen. The gap event says where the complete
+// stream begins.
 type Gap struct {
 	// LastEventID is the client's last event ID when the gap was found:
 	// the Last-Event-ID it sent or, when retention overtook the replay
 	// while it was under way, the ID of the last event replayed.
 	LastEventID string `json:"lastEventId"`
 	// Reason is "expired" when the ID is a position the Log no longer
-	// holds (retention removed it and later events), and "unknown" when
-	// the Log does not know the ID: it never did, or retention removed a
-	// publisher-given ID, which the hub cannot tell apart.
+	// holds (retention removed it and later events): the events the Log
+	// still holds follow. It is "unknown" when the Log does not know the
+	// ID: it never did, or retention removed a publisher-given ID, which
+	// the hub cannot tell apart, or it is a position beyond the newest.
+	// Only live events follow.
 	Reason string `json:"reason"`
 	// First is the decimal position from which the stream is complete:
 	// every matching event at this position or later is delivered. It is
@@ -239,9 +255,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	h.logger.Debug("subscribed", slog.String("remote", s.remote), "selectors", len(sels))
 
 	if err := h.start(ctx, st, s, st.LastEventID(), first, last); err != nil {
-		if ctx.Err() == nil && st.Err() == nil {
-			h.logger.Warn("subscription ended: cannot start", slog.String("remote", s.remote), "err", err)
-		}
+		h.logStartFailed(s.remote, err, ctx.Err() == nil && st.Err() == nil)
 		return
 	}
 	stop()
@@ -285,13 +299,24 @@ func (h *Hub) serveTakenOver(ctx context.Context, conn net.Conn, hd http.Header,
 		return
 	}
 	if err != nil {
-		if ctx.Err() == nil && !hw.failed {
-			h.logger.Warn("subscription ended: cannot start", slog.String("remote", s.remote), "err", err)
-		}
+		h.logStartFailed(s.remote, err, ctx.Err() == nil && !hw.failed)
 		s.stop(err) // unless it has ended already
 	}
 	if h.finish(s) {
 		h.unregister(s)
+	}
+}
+
+// logStartFailed logs why a subscription ended before its live part,
+// when start returned err: at debug level when the replay reached its
+// budget, and as a warning when unexpected, that is, when neither the
+// client nor the hub went away.
+func (h *Hub) logStartFailed(remote string, err error, unexpected bool) {
+	switch {
+	case errors.Is(err, errReplayBudget):
+		h.logger.Debug("subscription ended: replay budget reached", slog.String("remote", remote), "max", h.lim.maxReplay)
+	case unexpected:
+		h.logger.Warn("subscription ended: cannot start", slog.String("remote", remote), "err", err)
 	}
 }
 
@@ -323,7 +348,9 @@ type streamWriter interface {
 // client's last event ID to last, so that its reconnection resumes from
 // there; for a resumption, a gap event if the ID cannot be resumed from
 // losslessly, then the matching events the Log holds after it, up to
-// last.
+// last. When those are more than Limits.MaxReplay, it sends that many
+// and returns errReplayBudget: the subscription must end, and its
+// client resumes after them.
 //
 // first and last are the Log's bounds, read after s was registered, and
 // s's queue already drops the events at or below last.
@@ -353,14 +380,20 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 	var (
 		n       int
 		werr    error
+		cut     bool          // the replay reached the budget with events left
 		writing time.Duration // spent writing, to leave out of the read latency
 	)
+	budget := h.lim.maxReplay
 	fn := func(rec *Record) bool {
 		if rec.Pos > last {
 			return false // past the floor: the queue has the rest
 		}
 		if !s.mayReceive(rec) {
 			return true
+		}
+		if budget > 0 && n == budget {
+			cut = true
+			return false
 		}
 		nb, err := appendRecord(b, rec)
 		if err != nil {
@@ -381,7 +414,7 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 	t0 := time.Now()
 	for after < last {
 		err = h.log.Read(ctx, after, s.sels, fn)
-		if werr != nil || !errors.Is(err, ErrTrimmed) {
+		if werr != nil || cut || !errors.Is(err, ErrTrimmed) {
 			break
 		}
 		// Retention removed records the replay had not reached: say so,
@@ -409,7 +442,14 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 	case ctx.Err() != nil: // Read may stop early without an error
 		return ctx.Err()
 	}
-	return st.WriteRaw(b)
+	if err := st.WriteRaw(b); err != nil {
+		return err
+	}
+	if cut {
+		h.m.replayCuts.Inc()
+		return errReplayBudget
+	}
+	return nil
 }
 
 // appendGap appends to b the GapEventType event telling a client whose
@@ -452,7 +492,8 @@ func (h *Hub) resolve(ctx context.Context, lastID string, first, last uint64) (a
 		}
 		return oldest, gapExpired, nil
 	}
-	return oldest, gapUnknown, nil
+	// Not a place in this Log: live events only (see Gap).
+	return last, gapUnknown, nil
 }
 
 // parsePos parses id as a position when it is made only of ASCII digits.
