@@ -35,6 +35,7 @@ func commands() []command {
 		{"listen", "connect to an SSE stream and print what an EventSource observes", runListen},
 		{"bench", "measure a hub: connections, deliveries/s, latency, loss, memory", runBench},
 		{"token", "mint a signed token for development: its topics, subject and expiry", runToken},
+		{"version", "print the version and the VCS revision ssehub was built from (also --version)", runVersion},
 	}
 }
 
@@ -42,6 +43,9 @@ func commands() []command {
 // and returns the process exit status. It returns when the command is done
 // or ctx is cancelled.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		return runVersion(ctx, args[1:], stdin, stdout, stderr)
+	}
 	if len(args) == 0 || (strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
 		return runServe(ctx, args, stdin, stdout, stderr) // serve is the default
 	}

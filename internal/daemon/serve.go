@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/internal/web"
@@ -74,7 +75,8 @@ type serveConfig struct {
 	heartbeat time.Duration
 	retry     time.Duration
 	queueSize int
-	trimEvery time.Duration
+	trimEvery time.Duration // how often retention runs
+	log       logFlags
 
 	jwt          jwtFlags
 	tokenCookie  string // empty means hub.DefaultTokenCookie
@@ -118,6 +120,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	fs.DurationVar(&c.heartbeat, "heartbeat", 15*time.Second, "send a comment to idle subscribers this often")
 	fs.DurationVar(&c.retry, "retry", 2*time.Second, "reconnection delay sent to subscribers (retry:)")
 	fs.IntVar(&c.queueSize, "queue-size", 1024, "events queued per subscriber before a slow one is disconnected")
+	fs.DurationVar(&c.trimEvery, "retention-interval", time.Minute, "apply --retention-count and --retention-age this often (and once at start)")
+	c.log.register(fs)
 
 	c.jwt.register(fs)
 	fs.StringVar(&c.tokenCookie, "token-cookie", hub.DefaultTokenCookie, "cookie `name` a subscriber's token may be in (for EventSource withCredentials)")
@@ -181,6 +185,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 		return fail("--retry must be positive")
 	case c.queueSize <= 0:
 		return fail("--queue-size must be positive")
+	case c.trimEvery <= 0:
+		return fail("--retention-interval must be positive")
 	case c.tokenCookie != "" && (&http.Cookie{Name: c.tokenCookie, Value: "v"}).Valid() != nil:
 		return fail("--token-cookie %q is not a cookie name (letters, digits and !#$%%&'*+-.^_`|~ only)", c.tokenCookie)
 	case c.noAnonymous && !c.jwt.configured():
@@ -218,9 +224,12 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	case c.readHeaderTimeout <= 0:
 		return fail("--read-header-timeout must be positive")
 	}
+	if err := checkAddr("addr", c.addr); err != nil {
+		return fail("%v", err)
+	}
 	if c.metricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.metricsAddr); err != nil {
-			return fail("--metrics-addr %q: %v", c.metricsAddr, err)
+		if err := checkAddr("metrics-addr", c.metricsAddr); err != nil {
+			return fail("%v", err)
 		}
 		if c.metricsAddr == c.addr {
 			return fail("--metrics-addr is --addr: leave it empty to serve /metrics there")
@@ -243,8 +252,21 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 		}
 		c.tlsCert = &cert
 	}
-	c.trimEvery = time.Minute
 	return c, 0, true
+}
+
+// checkAddr checks that addr, the value of the flag --name, is host:port
+// with a port from 0 to 65535, so that a typing mistake is reported as
+// one, before anything is opened.
+func checkAddr(name, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--%s %q: %v; want host:port, like 127.0.0.1:8080", name, addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("--%s %q: the port must be a number from 0 to 65535", name, addr)
+	}
+	return nil
 }
 
 // isLoopbackAddr reports whether addr (host:port) is on a loopback
@@ -389,8 +411,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if !ok {
 		return code
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	if err := serve(ctx, c, logger, nil); err != nil {
+	if err := serve(ctx, c, c.log.logger(stderr), nil); err != nil {
 		fmt.Fprintf(stderr, "ssehub serve: %v\n", err)
 		return exitFail
 	}
@@ -401,7 +422,36 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 // stops accepting, ends every stream so clients reconnect elsewhere, and
 // closes the store. When ready is not nil, it receives the listening
 // address once the hub accepts connections.
+//
+// It takes what it needs in the order that reports a mistake soonest and
+// touches the least: the ports first (a port in use fails before the
+// store is opened), then the store, then the signing key (which may be
+// fetched over the network).
 func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<- net.Addr) error {
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: %w", c.addr, listenErr(err))
+	}
+	var mln net.Listener // the metrics listener, if apart
+	if c.metricsAddr != "" {
+		if mln, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-addr %s: %w", c.metricsAddr, listenErr(err))
+		}
+	}
+	closeListeners := func() {
+		ln.Close()
+		if mln != nil {
+			mln.Close()
+		}
+	}
+
+	log, err := openStore(c, logger)
+	if err != nil {
+		closeListeners()
+		return err
+	}
+
 	// The verifier lives until the hub has stopped (it may refresh a key
 	// set meanwhile), but a signal while it starts (fetching a key set)
 	// stops it too.
@@ -411,34 +461,20 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	tokens, releaseTokens, err := c.jwt.verifier(authCtx, logger)
 	stopEarly()
 	if err != nil {
-		return err
-	}
-	defer releaseTokens()
-
-	log, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
+		closeListeners()
 		log.Close()
 		return err
 	}
-	var mln net.Listener // the metrics listener, if apart
-	if c.metricsAddr != "" {
-		if mln, err = net.Listen("tcp", c.metricsAddr); err != nil {
-			ln.Close()
-			log.Close()
-			return fmt.Errorf("--metrics-addr: %w", err)
-		}
-	}
+	defer releaseTokens()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h := hub.New(log, hubOptions(c, tokens, logger, reg))
 
 	mux := http.NewServeMux()
-	mux.Handle("/", web.Handler())
+	// The console answers "/" and its assets, and is the catch-all: any
+	// other path is a 404 problem that names it.
+	mux.Handle("/", web.NewHandler(&web.Options{TokenCookie: cmp.Or(c.tokenCookie, hub.DefaultTokenCookie)}))
 	mux.Handle("/events", h)
 	mux.Handle("/healthz", h)
 	mux.Handle("/readyz", h)
@@ -488,8 +524,14 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	if len(c.corsOrigins) > 0 {
 		cors = strings.Join(c.corsOrigins, ",")
 	}
-	logger.Info("ssehub serving", "addr", scheme+"://"+ln.Addr().String(), "http2", http2, "auth", auth, "cors_origins", cors,
-		"store", c.store, "data_dir", c.dataDir, "retention_count", c.retention.MaxCount, "retention_age", c.retention.MaxAge)
+	st := buildStamp()
+	start := []any{"version", st.version, "revision", cmp.Or(st.revision, "unknown"),
+		"addr", scheme + "://" + ln.Addr().String(), "http2", http2, "auth", auth, "cors_origins", cors, "store", c.store}
+	if c.store == "bolt" {
+		start = append(start, "data_dir", c.dataDir)
+	}
+	start = append(start, "retention_count", c.retention.MaxCount, "retention_age", c.retention.MaxAge, "retention_interval", c.trimEvery)
+	logger.Info("ssehub serving", start...)
 	if tokens == nil && c.insecureOpen {
 		logger.Warn("--insecure-open: the hub has no signing key, so anyone who can reach it can publish and subscribe; configure "+keyFlags,
 			"addr", ln.Addr().String())
@@ -590,15 +632,32 @@ func newServer(c serveConfig, handler http.Handler, logger *slog.Logger) *http.S
 	return srv
 }
 
-// openStore opens the Log the configuration names.
-func openStore(c serveConfig) (hub.Log, error) {
+// listenErr returns the reason of a net.Listen error, without the
+// operation and address its message repeats ("listen tcp ADDR: ").
+func listenErr(err error) error {
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// openStore opens the Log the configuration names. The bolt store logs
+// to logger.
+func openStore(c serveConfig, logger *slog.Logger) (hub.Log, error) {
 	if c.store == "memory" {
 		return memstore.New(), nil
 	}
 	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return boltstore.Open(filepath.Join(c.dataDir, "events.db"), nil)
+	path := filepath.Join(c.dataDir, "events.db")
+	st, err := boltstore.Open(path, &boltstore.Options{Logger: logger})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		// bbolt waited for the file lock in vain: another process (most
+		// likely another ssehub serve) has the store open.
+		return nil, fmt.Errorf("another process holds the data dir %s (%s is locked): stop it, or give this hub another --data-dir", c.dataDir, path)
+	}
+	return st, err
 }
 
 // trimLoop applies retention every interval until ctx is done.

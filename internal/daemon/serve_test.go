@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -101,6 +106,24 @@ func TestServeFlags(t *testing.T) {
 		{"no anonymous without a key", []string{"serve", "--no-anonymous"}, nil, "--no-anonymous"},
 		{"bad cookie name", []string{"serve", "--token-cookie", "my token"}, nil, "--token-cookie"},
 		{"open without the flag", []string{"serve", "--addr", "0.0.0.0:0"}, nil, "--insecure-open"},
+
+		// --addr is checked before anything is opened (--store memory, so
+		// that a regression cannot leave a data directory behind).
+		{"port out of range", []string{"serve", "--store", "memory", "--addr", "127.0.0.1:99999"}, nil, "from 0 to 65535"},
+		{"port out of range with a key", []string{"serve", "--store", "memory", "--addr", "127.0.0.1:65536", "--jwt-secret", testSecret}, nil, "from 0 to 65535"},
+		{"port not a number", []string{"serve", "--store", "memory", "--addr", "127.0.0.1:http"}, nil, "from 0 to 65535"},
+		{"port signed", []string{"serve", "--store", "memory", "--addr", "127.0.0.1:+80"}, nil, "from 0 to 65535"},
+		{"no port", []string{"serve", "--store", "memory", "--addr", "127.0.0.1:"}, nil, "from 0 to 65535"},
+		{"port out of range from env", []string{"serve", "--store", "memory"}, map[string]string{"SSEHUB_ADDR": "localhost:70000"}, "from 0 to 65535"},
+		{"metrics port out of range", []string{"serve", "--store", "memory", "--metrics-addr", "127.0.0.1:99999"}, nil, "--metrics-addr"},
+
+		{"zero retention interval", []string{"serve", "--retention-interval", "0s"}, nil, "--retention-interval must be positive"},
+		{"negative retention interval", []string{"serve", "--retention-interval", "-1m"}, nil, "--retention-interval must be positive"},
+		{"retention interval from env", []string{"serve"}, map[string]string{"SSEHUB_RETENTION_INTERVAL": "0s"}, "--retention-interval must be positive"},
+		{"bad log format", []string{"serve", "--log-format", "xml"}, nil, "text or json"},
+		{"bad log level", []string{"serve", "--log-level", "verbose"}, nil, "debug, info, warn or error"},
+		{"bad log format from env", []string{"serve"}, map[string]string{"SSEHUB_LOG_FORMAT": "logfmt"}, "SSEHUB_LOG_FORMAT"},
+		{"bad log level from env", []string{"serve"}, map[string]string{"SSEHUB_LOG_LEVEL": "trace"}, "SSEHUB_LOG_LEVEL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -553,4 +576,313 @@ func TestServeMetricsApart(t *testing.T) {
 	}
 	checkFails(t, []string{"serve", "--metrics-addr", "nope"}, exitUsage, "--metrics-addr")
 	checkFails(t, []string{"serve", "--addr", "127.0.0.1:9", "--metrics-addr", "127.0.0.1:9"}, exitUsage, "--metrics-addr is --addr")
+}
+
+// TestServeHelp checks that "ssehub serve -h" lists the flags added for
+// operators, each with its variable.
+func TestServeHelp(t *testing.T) {
+	code, stdout, stderr := runMain(t, "serve", "-h")
+	if code != exitOK || stderr != "" {
+		t.Fatalf("serve -h: status %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+	for _, want := range []string{
+		"-retention-interval duration",
+		"(and once at start) [$SSEHUB_RETENTION_INTERVAL] (default 1m0s)",
+		"-log-format format",
+		"text (key=value pairs) or json (one object a line) [$SSEHUB_LOG_FORMAT] (default text)",
+		"-log-level level",
+		"one line per publish and per subscription start and end",
+		"[$SSEHUB_LOG_LEVEL] (default info)",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("serve -h lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// TestServeNewFlags checks that the flags and variables of retention and
+// logging reach the configuration.
+func TestServeNewFlags(t *testing.T) {
+	c := parseServeTest(t)
+	if c.trimEvery != time.Minute || c.log != (logFlags{format: "text", level: "info"}) {
+		t.Errorf("defaults: retention interval %v, log %+v; want 1m, text at info", c.trimEvery, c.log)
+	}
+	c = parseServeTest(t, "--retention-interval", "5s", "--log-format", "JSON", "--log-level", "debug")
+	if c.trimEvery != 5*time.Second || c.log != (logFlags{format: "json", level: "debug"}) {
+		t.Errorf("flags: retention interval %v, log %+v; want 5s, json at debug", c.trimEvery, c.log)
+	}
+	t.Setenv("SSEHUB_RETENTION_INTERVAL", "90s")
+	t.Setenv("SSEHUB_LOG_FORMAT", "json")
+	t.Setenv("SSEHUB_LOG_LEVEL", "warn")
+	c = parseServeTest(t, "--log-level", "error")
+	if c.trimEvery != 90*time.Second || c.log != (logFlags{format: "json", level: "error"}) {
+		t.Errorf("variables: retention interval %v, log %+v; want 90s, json at error (the flag wins)", c.trimEvery, c.log)
+	}
+}
+
+// TestServeDataDirLocked: a second hub on the data directory of a running
+// one says that another process holds it, in one line, and exits 1.
+func TestServeDataDirLocked(t *testing.T) {
+	c := testServeConfig(t, "127.0.0.1:0")
+	startServe(t, c)
+	start := time.Now()
+	checkFails(t, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", c.dataDir}, exitFail, "another process holds the data dir "+c.dataDir)
+	t.Logf("the second hub gave up after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestServePortInUse: a port in use is reported as such, before the
+// store is touched, so the data directory is not even created.
+func TestServePortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	checkFails(t, []string{"serve", "--addr", ln.Addr().String(), "--data-dir", dataDir}, exitFail, "--addr "+ln.Addr().String()+": bind: address already in use")
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("stat %s: %v; want it not to exist: the store was opened before the port was bound", dataDir, err)
+	}
+
+	// The same for the metrics listener.
+	dataDir = filepath.Join(t.TempDir(), "data")
+	checkFails(t, []string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", ln.Addr().String(), "--data-dir", dataDir},
+		exitFail, "--metrics-addr "+ln.Addr().String()+": bind: address already in use")
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("stat %s: %v; want it not to exist", dataDir, err)
+	}
+}
+
+// TestServeStartLine checks the line a hub logs when it starts: it names
+// the data directory only when there is one.
+func TestServeStartLine(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		want      []string
+		wantNot   string
+		wantStore string
+	}{
+		{"memory", []string{"--store", "memory"}, []string{"store=memory", "retention_interval=1m0s"}, "data_dir", "memory"},
+		{"bolt", []string{"--data-dir", "DIR", "--retention-interval", "2m"}, []string{"store=bolt", "data_dir=DIR", "retention_interval=2m0s"}, "", "bolt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"--addr", "127.0.0.1:0"}
+			for _, a := range tt.args {
+				args = append(args, strings.ReplaceAll(a, "DIR", dir))
+			}
+			c, code, ok := parseServe(args, io.Discard, io.Discard)
+			if !ok {
+				t.Fatalf("parseServe(%q): status %d", args, code)
+			}
+			var logs syncBuffer
+			_, stop := startServeLogging(t, c, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			var line string
+			for l := range strings.Lines(logs.String()) {
+				if strings.Contains(l, `msg="ssehub serving"`) {
+					line = l
+				}
+			}
+			if line == "" {
+				t.Fatalf("no start line in\n%s", logs.String())
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(line, strings.ReplaceAll(want, "DIR", dir)) {
+					t.Errorf("start line %q lacks %q", line, strings.ReplaceAll(want, "DIR", dir))
+				}
+			}
+			if tt.wantNot != "" && strings.Contains(line, tt.wantNot) {
+				t.Errorf("start line %q has %q; want it only with --store bolt", line, tt.wantNot)
+			}
+			if !strings.Contains(line, "version=") || !strings.Contains(line, "revision=") {
+				t.Errorf("start line %q lacks the version and revision", line)
+			}
+		})
+	}
+}
+
+// A mainHub is "ssehub serve" run by Main, as from a shell.
+type mainHub struct {
+	base string      // http://127.0.0.1:PORT
+	logs *syncBuffer // its stderr
+	stop func() int  // cancels Main's context and returns its status
+}
+
+// startMain runs Main with args, which must run a hub on 127.0.0.1:0,
+// and returns once the hub has logged its start line. The hub is stopped
+// when the test ends, if it has not been.
+func startMain(t *testing.T, args ...string) mainHub {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := new(syncBuffer)
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, args, strings.NewReader(""), io.Discard, logs) }()
+	var once sync.Once
+	var code int
+	stop := func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-done:
+			case <-time.After(20 * time.Second):
+				t.Errorf("ssehub %q did not return within 20s of cancellation", args)
+				code = -1
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	addr := regexp.MustCompile(`addr"?[=:]"?http://(127\.0\.0\.1:[0-9]+)`)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := addr.FindStringSubmatch(logs.String()); m != nil {
+			return mainHub{base: "http://" + m[1], logs: logs, stop: stop}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("ssehub %q exited with status %d: %s", args, code, logs.String())
+		case <-time.After(10 * time.Millisecond): // polling the log of a hub starting
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssehub %q logged no start line within 20s: %s", args, logs.String())
+		}
+	}
+}
+
+// TestServeLogLevels runs a hub with JSON logs at debug level: every line
+// is a JSON object, and a subscription logs its start at DEBUG. At info
+// level the same subscription logs nothing.
+func TestServeLogLevels(t *testing.T) {
+	for _, level := range []string{"debug", "info"} {
+		t.Run(level, func(t *testing.T) {
+			h := startMain(t, "serve", "--addr", "127.0.0.1:0", "--store", "memory", "--log-format", "json", "--log-level", level)
+			resp, err := http.Get(h.base + "/events?topic=logs/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+				t.Fatalf("read the stream's first line: %v", err)
+			}
+			resp.Body.Close()
+			// Once Main has returned, every handler has, and logged what
+			// it would.
+			if code := h.stop(); code != exitOK {
+				t.Fatalf("serve exited with status %d", code)
+			}
+			var subscribed []map[string]any
+			for line := range strings.Lines(h.logs.String()) {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("log line %q is not JSON: %v", line, err)
+				}
+				if rec["msg"] == "subscribed" {
+					subscribed = append(subscribed, rec)
+				}
+			}
+			if level == "info" {
+				if len(subscribed) != 0 {
+					t.Errorf("at info level, logged %v; want no subscription line", subscribed)
+				}
+				return
+			}
+			if len(subscribed) != 1 {
+				t.Fatalf("logged %d subscription lines; want 1. Logs:\n%s", len(subscribed), h.logs.String())
+			}
+			if rec := subscribed[0]; rec["level"] != "DEBUG" || rec["remote"] == nil {
+				t.Errorf("subscription line %v; want level DEBUG and the client's address", rec)
+			}
+		})
+	}
+}
+
+// TestServeRetentionInterval: with --retention-interval, retention runs
+// that often.
+func TestServeRetentionInterval(t *testing.T) {
+	h := startMain(t, "serve", "--addr", "127.0.0.1:0", "--store", "memory", "--log-format", "json",
+		"--retention-count", "1", "--retention-interval", "100ms")
+	for _, data := range []string{"a", "b", "c"} {
+		if code, _, stderr := runMain(t, "publish", "--url", h.base, "--topic", "t", "--data", data); code != exitOK {
+			t.Fatalf("publish: status %d, %s", code, stderr)
+		}
+	}
+	// Retention keeps 1 of the 3 events: it removes 2, in one run or two.
+	removed := func() int {
+		n := 0
+		for line := range strings.Lines(h.logs.String()) {
+			var rec struct {
+				Msg   string
+				Count int
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "retention removed events" {
+				n += rec.Count
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for removed() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("retention removed nothing within 10s with --retention-interval 100ms. Logs:\n%s", h.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling a log this test does not control
+	}
+}
+
+// TestServeNotFound: a path nothing is served at is a 404 problem that
+// names it, and does not speak of the console.
+func TestServeNotFound(t *testing.T) {
+	base, _ := startServe(t, testServeConfig(t, "127.0.0.1:0"))
+	for _, tt := range []struct{ method, path string }{
+		{"GET", "/api/events"},
+		{"GET", "/events/x"},
+		{"POST", "/v1/publish"},
+		{"GET", "/.well-known/nothing"},
+	} {
+		req, _ := http.NewRequest(tt.method, base+tt.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var p struct {
+			Status int
+			Detail string
+		}
+		if err := json.Unmarshal(body, &p); err != nil || resp.StatusCode != http.StatusNotFound ||
+			resp.Header.Get("Content-Type") != "application/problem+json" || p.Status != http.StatusNotFound {
+			t.Errorf("%s %s: %d %s %q; want a 404 problem", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			continue
+		}
+		if !strings.Contains(p.Detail, strconv.Quote(tt.path)) || strings.Contains(strings.ToLower(p.Detail), "console") {
+			t.Errorf("%s %s: detail %q; want it to name the path and not the console", tt.method, tt.path, p.Detail)
+		}
+	}
+}
+
+// TestServeConsoleTokenCookie: the console page is told the cookie name
+// of --token-cookie, so that its EventSource sends the token where the
+// hub looks.
+func TestServeConsoleTokenCookie(t *testing.T) {
+	for _, name := range []string{"", hub.DefaultTokenCookie, "tok"} {
+		c := testServeConfig(t, "127.0.0.1:0")
+		c.store = "memory"
+		c.tokenCookie = name
+		base, _ := startServe(t, c)
+		resp, err := http.Get(base + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := `<meta name="ssehub-token-cookie" content="` + cmp.Or(name, hub.DefaultTokenCookie) + `">`
+		if !strings.Contains(string(page), want) {
+			t.Errorf("--token-cookie %q: the console page lacks %s", name, want)
+		}
+	}
 }

@@ -36,6 +36,7 @@ type fakeHub struct {
 	used       map[string]bool      // event IDs given out
 	streams    map[*fakeStream]bool // connected subscribers
 	subscribes [][]string           // the topics of each subscribe request
+	cookies    []string             // the Cookie header of each subscribe request
 	publishes  []url.Values         // the form of each publish request
 	auths      []string             // the Authorization header of each publish request
 }
@@ -50,8 +51,13 @@ func newFakeHub() *fakeHub {
 }
 
 func (h *fakeHub) handler() http.Handler {
+	return h.handlerWith(web.Handler())
+}
+
+// handlerWith is handler with console as the console.
+func (h *fakeHub) handlerWith(console http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", web.Handler())
+	mux.Handle("/", console)
 	mux.HandleFunc("GET /events", h.subscribe)
 	mux.HandleFunc("POST /events", h.publish)
 	return mux
@@ -69,6 +75,7 @@ func (h *fakeHub) subscribe(w http.ResponseWriter, r *http.Request) {
 	sels := r.URL.Query()["topic"]
 	h.mu.Lock()
 	h.subscribes = append(h.subscribes, sels)
+	h.cookies = append(h.cookies, r.Header.Get("Cookie"))
 	h.mu.Unlock()
 	if len(sels) == 0 {
 		problem(w, http.StatusBadRequest, "topic is required")
@@ -173,6 +180,17 @@ func (h *fakeHub) lastSubscribe() []string {
 		return nil
 	}
 	return h.subscribes[len(h.subscribes)-1]
+}
+
+// lastCookie returns the number of subscribe requests, and the
+// Cookie header of the last one.
+func (h *fakeHub) lastCookie() (int, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.cookies) == 0 {
+		return 0, ""
+	}
+	return len(h.cookies), h.cookies[len(h.cookies)-1]
 }
 
 func (h *fakeHub) lastAuth() string {
@@ -597,4 +615,91 @@ func TestConsolePhoneWidth(t *testing.T) {
 		t.Errorf("window.innerWidth = %d; want 360 (the viewport emulation did not apply)", w)
 	}
 	screenshot(t, ctx, "phone")
+}
+
+// TestConsoleSubscribeToken checks the subscriber token field: the token
+// goes with the stream in the token cookie, which the page scopes to the
+// events URL (the page itself cannot read it) and removes at Disconnect;
+// what cannot be a token is refused before connecting. The console is
+// mounted under a prefix, with the cookie name a hub's --token-cookie
+// would give it.
+func TestConsoleSubscribeToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped in -short mode")
+	}
+	ctx := browsertest.New(t, 2*time.Minute)
+	hub := newFakeHub()
+	mux := http.NewServeMux()
+	mux.Handle("/console/", http.StripPrefix("/console", hub.handlerWith(web.NewHandler(&web.Options{TokenCookie: "my_tok"}))))
+	root := startServer(t, "127.0.0.1:0", mux)
+	t.Cleanup(root.stop)
+	const token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl-_~+/="
+
+	do(t, ctx, "connect with a token",
+		chromedp.Navigate(root.URL+"/console/"),
+		setValue("topics", "chat/**"),
+		setValue("subscribe-token", " "+token+" "),
+		chromedp.Click(byTestID("connect")))
+	waitJS(t, ctx, "the badge shows OPEN", stateIsJS("OPEN"))
+	n, cookie := hub.lastCookie()
+	if cookie != "my_tok="+token {
+		t.Errorf("subscribed with Cookie %q; want %q", cookie, "my_tok="+token)
+	}
+	if c := eval[string](t, ctx, `document.cookie`); strings.Contains(c, "my_tok") {
+		t.Errorf("the page at /console/ sees the cookie (%q); want it scoped to /console/events", c)
+	}
+	if got := eval[string](t, ctx, `document.querySelector('[data-testid="stream-url"]').textContent`); strings.Contains(got, token) {
+		t.Errorf("the page shows the token in the stream URL %q", got)
+	}
+
+	// The browser sends the cookie again when it reconnects by itself.
+	root.stop()
+	waitJS(t, ctx, "the badge shows CONNECTING while the server is down", stateIsJS("CONNECTING"))
+	root = startServer(t, root.addr, mux)
+	waitJS(t, ctx, "the badge shows OPEN after the reconnection", stateIsJS("OPEN"))
+	if m, cookie := hub.lastCookie(); m == n || cookie != "my_tok="+token {
+		t.Errorf("after %d subscribe requests, reconnected with Cookie %q; want a new request with %q", m, cookie, "my_tok="+token)
+	}
+
+	do(t, ctx, "disconnect, then connect without a token",
+		chromedp.Click(byTestID("disconnect")),
+		setValue("subscribe-token", ""),
+		chromedp.Click(byTestID("connect")))
+	waitJS(t, ctx, "the badge shows OPEN", stateIsJS("OPEN"))
+	n, cookie = hub.lastCookie()
+	if cookie != "" {
+		t.Errorf("subscribed without a token, with Cookie %q; want none", cookie)
+	}
+
+	do(t, ctx, "connect with what is not a token",
+		setValue("subscribe-token", "a b; Path=/"),
+		chromedp.Click(byTestID("connect")))
+	waitJS(t, ctx, "the page says it is not a token",
+		`(e => !e.hidden && e.textContent.includes("not a token"))(document.querySelector('[data-testid="subscribe-error"]'))`)
+	if m, _ := hub.lastCookie(); m != n {
+		t.Errorf("%d subscribe requests after a bad token; want still %d", m, n)
+	}
+}
+
+// TestConsoleFieldsLookAlike checks that the token fields, which are
+// type=password, are styled as the other text fields.
+func TestConsoleFieldsLookAlike(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped in -short mode")
+	}
+	ctx := browsertest.New(t, time.Minute)
+	srv := startServer(t, "127.0.0.1:0", newFakeHub().handler())
+	t.Cleanup(srv.stop)
+	do(t, ctx, "open the console", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(srv.URL+"/"))
+	const styleJS = `(id => {
+		const s = getComputedStyle(document.querySelector('[data-testid="' + id + '"]'));
+		return ["width", "padding-top", "padding-left", "border-top-width", "border-top-style", "border-top-color",
+			"border-top-left-radius", "background-color", "font-family", "font-size"].map(p => p + ": " + s.getPropertyValue(p)).join("; ");
+	})`
+	want := eval[string](t, ctx, styleJS+`("topics")`)
+	for _, id := range []string{"subscribe-token", "publish-token", "publish-topic"} {
+		if got := eval[string](t, ctx, styleJS+`(`+js(id)+`)`); got != want {
+			t.Errorf("field %s is styled\n%s\nwant, as the topics field,\n%s", id, got, want)
+		}
+	}
 }

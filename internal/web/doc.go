@@ -15,6 +15,14 @@
 //
 //	mux.Handle("/console/", http.StripPrefix("/console", web.Handler()))
 //
+// A subscriber may give the page a token, to receive private events. An
+// EventSource cannot set headers, and a token in the URL would be written
+// into access logs, so the page sends it in the hub's token cookie, which
+// it scopes to the events URL; Options.TokenCookie names the cookie when
+// the hub reads another one than the default:
+//
+//	mux.Handle("/", web.NewHandler(&web.Options{TokenCookie: "my_token"}))
+//
 // The page, its script and its style sheet are embedded in the binary. They
 // are sent with a strict Content-Security-Policy (no inline script or style;
 // every fetch, stream, script, style and image comes from the page's own

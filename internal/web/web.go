@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"html"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -44,20 +46,62 @@ var loadAssets = sync.OnceValue(func() map[string]asset {
 		if err != nil {
 			panic(fmt.Sprintf("web: embedded file %s: %v", f.name, err))
 		}
-		sum := sha256.Sum256(body)
-		m[f.path] = asset{body: body, contentType: f.contentType, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+		if f.path == "/" && !bytes.Contains(body, []byte(cookieMeta)) {
+			panic("web: " + f.name + " lacks " + cookieMeta)
+		}
+		m[f.path] = newAsset(body, f.contentType)
 	}
 	return m
 })
 
-// Handler returns an http.Handler that serves the console page at "/" and
-// its assets (console.js, console.css, favicon.svg) next to it. It answers
-// GET and HEAD with Cache-Control: no-cache and an ETag, so a browser
-// revalidates and gets 304 Not Modified until the binary changes; another
-// method is 405 and any other path 404, both as application/problem+json.
-// The handler is safe for concurrent use and holds no state.
-func Handler() http.Handler {
-	return handler{assets: loadAssets()}
+// newAsset returns the asset of body, with its ETag.
+func newAsset(body []byte, contentType string) asset {
+	sum := sha256.Sum256(body)
+	return asset{body: body, contentType: contentType, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+}
+
+// DefaultTokenCookie is the cookie the console puts a subscriber's token
+// in when Options.TokenCookie is empty. It is the hub's default
+// (hub.DefaultTokenCookie).
+const DefaultTokenCookie = "ssehub_token"
+
+// cookieMeta is the element of index.html that tells the script the name
+// of the token cookie; NewHandler rewrites its content.
+const cookieMeta = `<meta name="ssehub-token-cookie" content="` + DefaultTokenCookie + `">`
+
+// Options configure the console. The zero value is the default.
+type Options struct {
+	// TokenCookie is the name of the cookie in which the page sends a
+	// subscriber's token with its EventSource, which cannot set headers:
+	// the hub's Options.TokenCookie. If empty, DefaultTokenCookie is used.
+	TokenCookie string
+}
+
+// Handler returns NewHandler(nil).
+func Handler() http.Handler { return NewHandler(nil) }
+
+// NewHandler returns an http.Handler that serves the console page at "/"
+// and its assets (console.js, console.css, favicon.svg) next to it. It
+// answers GET and HEAD with Cache-Control: no-cache and an ETag, so a
+// browser revalidates and gets 304 Not Modified until the binary changes;
+// another method is 405 and any other path a 404 that names the path,
+// both as application/problem+json. Mounted at "/", it is the catch-all of
+// its mux, so its 404 does not speak of the console. The handler is safe
+// for concurrent use and holds no state; opts may be nil.
+func NewHandler(opts *Options) http.Handler {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	assets := loadAssets()
+	if o.TokenCookie == "" || o.TokenCookie == DefaultTokenCookie {
+		return handler{assets: assets}
+	}
+	m := maps.Clone(assets)
+	page := m["/"]
+	meta := `<meta name="ssehub-token-cookie" content="` + html.EscapeString(o.TokenCookie) + `">`
+	m["/"] = newAsset(bytes.Replace(page.body, []byte(cookieMeta), []byte(meta), 1), page.contentType)
+	return handler{assets: m}
 }
 
 type handler struct {
@@ -71,7 +115,7 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	a, ok := h.assets[r.URL.Path]
 	if !ok {
-		problem(w, http.StatusNotFound, fmt.Sprintf("the console has no page at %q", r.URL.Path))
+		problem(w, http.StatusNotFound, fmt.Sprintf("nothing is served at %q", r.URL.Path))
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

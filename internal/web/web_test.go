@@ -223,3 +223,52 @@ func TestHandlerUnderPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerNotFound: the handler is the catch-all of the hub's mux, so
+// its 404 names the path asked for and nothing else, not the console.
+func TestHandlerNotFound(t *testing.T) {
+	for _, path := range []string{"/api/events", "/events/x", "/v1/publish", "/index.html"} {
+		b := body(t, get(t, web.Handler(), "GET", path, nil))
+		var p struct{ Detail string }
+		if err := json.Unmarshal([]byte(b), &p); err != nil {
+			t.Fatalf("GET %s: problem body %q: %v", path, b, err)
+		}
+		if want := `nothing is served at ` + strconv.Quote(path); p.Detail != want {
+			t.Errorf("GET %s: detail %q; want %q", path, p.Detail, want)
+		}
+	}
+}
+
+// TestNewHandlerTokenCookie checks that the page names the token cookie
+// to its script: the default, or the one given, escaped for HTML.
+func TestNewHandlerTokenCookie(t *testing.T) {
+	tests := []struct {
+		name string
+		opts *web.Options
+		want string
+	}{
+		{"nil options", nil, `<meta name="ssehub-token-cookie" content="ssehub_token">`},
+		{"zero options", &web.Options{}, `<meta name="ssehub-token-cookie" content="ssehub_token">`},
+		{"default", &web.Options{TokenCookie: web.DefaultTokenCookie}, `<meta name="ssehub-token-cookie" content="ssehub_token">`},
+		{"other", &web.Options{TokenCookie: "tok"}, `<meta name="ssehub-token-cookie" content="tok">`},
+		{"escaped", &web.Options{TokenCookie: `a&b'c`}, `<meta name="ssehub-token-cookie" content="a&amp;b&#39;c">`},
+	}
+	etags := map[string]string{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := get(t, web.NewHandler(tt.opts), "GET", "/", nil)
+			page := body(t, res)
+			if strings.Count(page, `name="ssehub-token-cookie"`) != 1 || !strings.Contains(page, tt.want) {
+				t.Errorf("the page lacks %s, once", tt.want)
+			}
+			if got, want := res.Header.Get("Content-Length"), strconv.Itoa(len(page)); got != want {
+				t.Errorf("Content-Length %s; want %s", got, want)
+			}
+			etag := res.Header.Get("ETag")
+			if other, ok := etags[etag]; ok && other != tt.want {
+				t.Errorf("ETag %s is also that of the page with %s; want one per page", etag, other)
+			}
+			etags[etag] = tt.want
+		})
+	}
+}

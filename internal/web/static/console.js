@@ -11,6 +11,13 @@
   const GAP_TYPE = "ssehub-gap"; // the hub's named event for a replay gap
   const AUTH_TYPE = "ssehub-auth"; // the hub's last event before it ends a stream whose token expired
   const STATE_NAMES = ["CONNECTING", "OPEN", "CLOSED"];
+  // The cookie the hub reads a subscriber's token from (its --token-cookie),
+  // which the server writes into the page.
+  const TOKEN_COOKIE =
+    document.querySelector('meta[name="ssehub-token-cookie"]')?.content || "ssehub_token";
+  // What a bearer token is made of (RFC 6750's b64token): a JWT is letters,
+  // digits, "-", "_" and dots. All of it is safe in a cookie value as it is.
+  const TOKEN_CHARS = /^[A-Za-z0-9._~+\/-]+=*$/;
 
   const byTestID = (id) => document.querySelector(`[data-testid="${id}"]`);
   const ui = {
@@ -18,6 +25,7 @@
     subscribeForm: byTestID("subscribe-form"),
     topics: byTestID("topics"),
     types: byTestID("types"),
+    subToken: byTestID("subscribe-token"),
     subscribeError: byTestID("subscribe-error"),
     connect: byTestID("connect"),
     disconnect: byTestID("disconnect"),
@@ -61,8 +69,15 @@
       ui.topics.focus();
       return;
     }
+    const token = ui.subToken.value.trim();
+    if (token && !TOKEN_CHARS.test(token)) {
+      showSubscribeError("That is not a token: a token is letters, digits, dots, -, _, ~, + and /.");
+      ui.subToken.focus();
+      return;
+    }
     showSubscribeError("");
     if (source) source.close();
+    setTokenCookie(token);
     const query = new URLSearchParams();
     for (const t of topics) query.append("topic", t);
     const readable = "events?" + topics.map((t) => "topic=" + t).join("&");
@@ -74,7 +89,7 @@
     syncTypes();
     ui.streamURL.textContent = "GET " + readable;
     ui.streamURL.hidden = false;
-    addStatus("connecting to " + readable);
+    addStatus("connecting to " + readable + (token ? " with a token" : ""));
     shownState = -1; // a new source: its first state is not a change
     updateState();
   }
@@ -83,8 +98,24 @@
     if (!source) return;
     source.close();
     source = null;
+    setTokenCookie("");
     addStatus("disconnected");
     updateState();
+  }
+
+  // setTokenCookie puts token in the cookie the hub takes a subscriber's
+  // token from, or removes the cookie when token is "". An EventSource
+  // cannot set an Authorization header, and a token in the URL
+  // (access_token) would be written into access logs, so the token goes in
+  // a cookie. The cookie is scoped to the events URL, so that nothing else
+  // on the origin carries it, never sent from another site, and lasts no
+  // longer than the browser session; the browser sends it with each
+  // reconnection too. The hub never takes a publish token from a cookie.
+  function setTokenCookie(token) {
+    const path = new URL("events", document.baseURI).pathname;
+    let attrs = `; Path=${path}; SameSite=Strict`;
+    if (location.protocol === "https:") attrs += "; Secure";
+    document.cookie = token ? `${TOKEN_COOKIE}=${token}${attrs}` : `${TOKEN_COOKIE}=${attrs}; Max-Age=0`;
   }
 
   // syncTypes makes the source listen for exactly message, the gap event and
