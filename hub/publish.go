@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -217,12 +218,20 @@ func repeatedID(recs []Record) (string, bool) {
 	return "", false
 }
 
+// formFields are the names of a form-encoded publish body's fields.
+var formFields = []string{"topic", "data", "type", "id", "retry", "private"}
+
 // parseForm parses a form-encoded publish body: topic (one or more),
-// data, type, id, retry (milliseconds) and private ("on").
+// data, type, id, retry (milliseconds) and private (see parsePrivate).
+// Any other field is refused, so that a misspelt one (privat=on) is not
+// ignored, leaving the event to mean something else.
 func parseForm(l *limits, body []byte) ([]Record, error) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, badInput("the form cannot be parsed")
+	}
+	if name, ok := unknownFormField(string(body)); ok {
+		return nil, unknownField(name, formFields)
 	}
 	rec := Record{Topics: vals["topic"]}
 	for _, f := range []struct {
@@ -248,17 +257,56 @@ func parseForm(l *limits, body []byte) ([]Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch private {
-	case "on", "true", "1":
-		rec.Private = true
-	case "", "off", "false", "0":
-	default:
-		return nil, badInput("private must be on or off")
+	if vals.Has("private") {
+		if rec.Private, err = parsePrivate(private); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.check(&rec); err != nil {
 		return nil, err
 	}
 	return []Record{rec}, nil
+}
+
+// unknownFormField returns the first field of a form-encoded body, one
+// that url.ParseQuery accepts, whose name is not one of formFields.
+func unknownFormField(body string) (string, bool) {
+	for part := range strings.SplitSeq(body, "&") {
+		if part == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(part, "=")
+		if name, err := url.QueryUnescape(name); err == nil && !slices.Contains(formFields, name) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// unknownField is the error for a field name that is not one of known.
+func unknownField(name string, known []string) error {
+	return badInput("unknown field %.64q: the fields are %s and %s",
+		name, strings.Join(known[:len(known)-1], ", "), known[len(known)-1])
+}
+
+// parsePrivate parses the value of a form's private field: on, true or
+// 1 make the event private, off, false or 0 public, in any letter case.
+// Anything else, the empty value too, is refused.
+func parsePrivate(v string) (bool, error) {
+	for _, on := range []string{"on", "true", "1"} {
+		if strings.EqualFold(v, on) {
+			return true, nil
+		}
+	}
+	for _, off := range []string{"off", "false", "0"} {
+		if strings.EqualFold(v, off) {
+			return false, nil
+		}
+	}
+	if v == "" {
+		return false, badInput("private is empty: give on, true or 1 for a private event, off, false or 0 (or no private field) for a public one")
+	}
+	return false, badInput("private is %.32q: give on, true or 1 for a private event, off, false or 0 (or no private field) for a public one", v)
 }
 
 // single returns the one value of the form field name, or "" when it is
@@ -277,15 +325,8 @@ func retryError() error {
 	return badInput("retry must be a whole number of milliseconds from 0 to %d", maxRetryMS)
 }
 
-// A jsonEvent is one event of a JSON or NDJSON publish body.
-type jsonEvent struct {
-	Topic   topicList       `json:"topic"`
-	Data    json.RawMessage `json:"data"` // a string, or any JSON value, kept as its compact text
-	Type    string          `json:"type"`
-	ID      string          `json:"id"`
-	Retry   int64           `json:"retry"` // milliseconds
-	Private bool            `json:"private"`
-}
+// jsonFields are the names of a JSON publish event's members.
+var jsonFields = []string{"topic", "data", "type", "id", "retry", "private"}
 
 // A topicList is a JSON string or list of strings.
 type topicList []string
@@ -345,38 +386,118 @@ func parseNDJSON(l *limits, body []byte) ([]Record, error) {
 	return recs, nil
 }
 
-// decodeEvent decodes and checks one JSON event object.
+// decodeEvent decodes and checks one JSON event object. It is stricter
+// than encoding/json, so that no member is ever ignored or read as
+// another: the names are those of jsonFields, exactly as written (an
+// unknown name, or one in other letter case, is refused, not ignored);
+// a name may appear once; the body must be valid UTF-8 (not patched
+// with U+FFFD); private is true or false. A null data, type, id or retry
+// is the same as leaving the member out.
 func (l *limits) decodeEvent(b []byte) (Record, error) {
+	if !utf8.Valid(b) {
+		return Record{}, badInput("the JSON is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var je jsonEvent
-	if err := dec.Decode(&je); err != nil {
+	tok, err := dec.Token()
+	if err != nil {
+		return Record{}, jsonError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return Record{}, badInput("the event must be a JSON object")
+	}
+	var (
+		rec  Record
+		seen = make([]bool, len(jsonFields))
+	)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return Record{}, jsonError(err)
+		}
+		name, _ := tok.(string) // an object's member name: always a string
+		i := slices.Index(jsonFields, name)
+		if i < 0 {
+			return Record{}, unknownField(name, jsonFields)
+		}
+		if seen[i] {
+			return Record{}, badInput("%s is given more than once", name)
+		}
+		seen[i] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return Record{}, jsonError(err)
+		}
+		if err := setMember(&rec, name, v); err != nil {
+			return Record{}, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
 		return Record{}, jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Record{}, badInput("invalid JSON: more than one value")
 	}
-	if je.Retry < 0 || je.Retry > maxRetryMS {
-		return Record{}, retryError()
-	}
-	rec := Record{Topics: je.Topic, Type: je.Type, ID: je.ID, Retry: time.Duration(je.Retry) * time.Millisecond, Private: je.Private}
-	switch {
-	case len(je.Data) == 0 || string(je.Data) == "null":
-	case je.Data[0] == '"':
-		if err := json.Unmarshal(je.Data, &rec.Data); err != nil {
-			return Record{}, jsonError(err)
-		}
-	default:
-		var c bytes.Buffer
-		if err := json.Compact(&c, je.Data); err != nil {
-			return Record{}, jsonError(err)
-		}
-		rec.Data = c.String()
-	}
 	if err := l.check(&rec); err != nil {
 		return Record{}, err
 	}
 	return rec, nil
+}
+
+// setMember sets the field of rec that the JSON member name stands for
+// to the member's value v.
+func setMember(rec *Record, name string, v json.RawMessage) error {
+	null := string(v) == "null"
+	switch name {
+	case "topic":
+		var t topicList
+		if err := t.UnmarshalJSON(v); err != nil {
+			return badInput("%s", err)
+		}
+		rec.Topics = t
+	case "data":
+		switch {
+		case null:
+		case v[0] == '"':
+			if err := json.Unmarshal(v, &rec.Data); err != nil {
+				return jsonError(err)
+			}
+		default: // any other JSON value: its compact text
+			var c bytes.Buffer
+			if err := json.Compact(&c, v); err != nil {
+				return jsonError(err)
+			}
+			rec.Data = c.String()
+		}
+	case "type", "id":
+		dst := &rec.Type
+		if name == "id" {
+			dst = &rec.ID
+		}
+		if null {
+			return nil
+		}
+		if v[0] != '"' || json.Unmarshal(v, dst) != nil {
+			return badInput("%s must be a string", name)
+		}
+	case "retry":
+		var ms int64
+		if null {
+			return nil
+		}
+		if json.Unmarshal(v, &ms) != nil || ms < 0 || ms > maxRetryMS {
+			return retryError()
+		}
+		rec.Retry = time.Duration(ms) * time.Millisecond
+	case "private":
+		switch string(v) {
+		case "true":
+			rec.Private = true
+		case "false":
+		default:
+			return badInput("private must be true or false")
+		}
+	}
+	return nil
 }
 
 // jsonError describes a JSON decoding error without Go type names.
@@ -438,10 +559,29 @@ next:
 	if err := checkField("type", rec.Type); err != nil {
 		return err
 	}
+	if reservedType(rec.Type) {
+		return badInput("type %q is reserved: open and error are the EventSource's own events, and the types beginning with %s the hub's", rec.Type, reservedTypePrefix)
+	}
 	if !utf8.ValidString(rec.Data) {
 		return badInput("data is not valid UTF-8")
 	}
 	return nil
+}
+
+// reservedTypePrefix begins the types of the hub's own events
+// (GapEventType, AuthEventType), which no publisher may send.
+const reservedTypePrefix = "ssehub-"
+
+// reservedType reports whether a publisher may not give an event type
+// t: open and error, which a browser cannot tell from its EventSource's
+// own open and error events, and the types beginning with ssehub-, which
+// would fake the hub's own. The comparison ignores letter case: a type
+// that differs from them only in case does not fire their listeners,
+// but a reader (a person, or code that folds case) would take it for
+// them, and no publisher needs such a type.
+func reservedType(t string) bool {
+	return strings.EqualFold(t, "open") || strings.EqualFold(t, "error") ||
+		len(t) >= len(reservedTypePrefix) && strings.EqualFold(t[:len(reservedTypePrefix)], reservedTypePrefix)
 }
 
 // checkField checks an event's ID or type.
