@@ -47,6 +47,8 @@ func badInput(format string, args ...any) *inputError {
 // appends them to the Log as one batch and, once that has returned,
 // answers 200 with their IDs, each on a line of its own.
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
+	// The answer's form depends on Accept, whatever the outcome.
+	w.Header().Add("Vary", "Accept")
 	grant, ok := h.authenticate(w, r, false)
 	if !ok {
 		h.m.publishes.WithLabelValues(outcomeDenied).Inc()
@@ -113,18 +115,114 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 	h.m.appended.Add(float64(len(recs)))
 	h.m.publishes.WithLabelValues(outcomeOK).Inc()
 
-	out := make([]byte, 0, 24*len(recs))
-	for i := range recs {
-		out = append(out, recs[i].ID...)
-		out = append(out, '\n')
-	}
+	var out []byte
 	hd := w.Header()
-	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	if prefersJSON(r.Header.Values("Accept")) {
+		ids := make([]string, len(recs))
+		for i := range recs {
+			ids[i] = recs[i].ID
+		}
+		out, _ = json.Marshal(publishReply{IDs: ids}) // strings only: cannot fail
+		out = append(out, '\n')
+		hd.Set("Content-Type", ctJSON)
+	} else {
+		out = make([]byte, 0, 24*len(recs))
+		for i := range recs {
+			out = append(out, recs[i].ID...)
+			out = append(out, '\n')
+		}
+		hd.Set("Content-Type", "text/plain; charset=utf-8")
+	}
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// A publishReply is the JSON answer to a publish: the IDs of its events,
+// in order.
+type publishReply struct {
+	IDs []string `json:"ids"`
+}
+
+// prefersJSON reports whether the Accept header fields accept prefer
+// application/json to text/plain, the default answer to a publish: it
+// does when application/json gets a higher quality value than
+// text/plain. Each gets the q of the most specific media range that
+// matches it (type/subtype, then type/*, then */*), 0 if none does, as
+// RFC 9110 section 12.5.1 says; parameters other than q are ignored,
+// and so is an element with an invalid q. A tie, no Accept, or an
+// Accept that allows neither gives text/plain.
+func prefersJSON(accept []string) bool {
+	if len(accept) == 0 {
+		return false
+	}
+	var text, js acceptMatch
+	for _, field := range accept {
+		for elem := range strings.SplitSeq(field, ",") {
+			mr, params, _ := strings.Cut(elem, ";")
+			mr = strings.ToLower(strings.TrimSpace(mr))
+			typ, sub, ok := strings.Cut(mr, "/")
+			if !ok {
+				continue
+			}
+			q, ok := qValue(params)
+			if !ok {
+				continue
+			}
+			text.offer(typ, sub, "text", "plain", q)
+			js.offer(typ, sub, "application", "json", q)
+		}
+	}
+	return js.q > text.q
+}
+
+// An acceptMatch is the most specific media range of an Accept header
+// seen so far that matches a media type, and its quality value.
+type acceptMatch struct {
+	specificity int // 0 none, 1 */*, 2 type/*, 3 type/subtype
+	q           float64
+}
+
+// offer takes the media range typ/sub, with quality q, into account for
+// the media type wantType/wantSub.
+func (m *acceptMatch) offer(typ, sub, wantType, wantSub string, q float64) {
+	spec := 0
+	switch {
+	case typ == wantType && sub == wantSub:
+		spec = 3
+	case typ == wantType && sub == "*":
+		spec = 2
+	case typ == "*" && sub == "*":
+		spec = 1
+	}
+	if spec > m.specificity {
+		m.specificity, m.q = spec, q
+	}
+}
+
+// qValue returns the q parameter of an Accept element's parameters
+// (what follows its media range), 1 when there is none, and false when
+// it is not a number from 0 to 1 with at most three decimals.
+func qValue(params string) (float64, bool) {
+	for p := range strings.SplitSeq(params, ";") {
+		name, v, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(strings.TrimSpace(name), "q") {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		whole, frac, _ := strings.Cut(v, ".")
+		if (whole != "0" && whole != "1") || len(frac) > 3 || (frac != "" && !allDigits(frac)) {
+			return 0, false
+		}
+		q, err := strconv.ParseFloat(v, 64)
+		if err != nil || q > 1 {
+			return 0, false
+		}
+		return q, true
+	}
+	return 1, true
 }
 
 // readBody reads r's body, at most MaxBodyBytes of it within the body
