@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
@@ -87,7 +88,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		h.publishFailed(w, outcome, status, err.Error(), p)
 		return
 	}
-	if grant != nil && !h.mayPublish(w, grant, recs) {
+	if grant != nil && !h.mayPublish(w, r, grant, recs) {
 		return
 	}
 	if id, ok := repeatedID(recs); ok {
@@ -114,6 +115,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	h.m.appended.Add(float64(len(recs)))
 	h.m.publishes.WithLabelValues(outcomeOK).Inc()
+	h.logPublished(r, recs)
 
 	var out []byte
 	hd := w.Header()
@@ -144,6 +146,40 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 // in order.
 type publishReply struct {
 	IDs []string `json:"ids"`
+}
+
+// maxLoggedIDs is the most IDs the line logged for a publish lists; a
+// larger batch is logged with its first and last.
+const maxLoggedIDs = 8
+
+// logPublished logs, at debug level, that recs were published by the
+// client of r.
+func (h *Hub) logPublished(r *http.Request, recs []Record) {
+	if !h.logger.Enabled(r.Context(), slog.LevelDebug) {
+		return
+	}
+	topics := make(map[string]struct{}, len(recs[0].Topics))
+	for i := range recs {
+		for _, t := range recs[i].Topics {
+			topics[t] = struct{}{}
+		}
+	}
+	attrs := []slog.Attr{
+		slog.Int("events", len(recs)),
+		slog.Int("topics", len(topics)),
+		slog.String("topic", recs[0].Topics[0]),
+	}
+	if len(recs) <= maxLoggedIDs {
+		ids := make([]string, len(recs))
+		for i := range recs {
+			ids[i] = recs[i].ID
+		}
+		attrs = append(attrs, slog.Any("ids", ids))
+	} else {
+		attrs = append(attrs, slog.String("first_id", recs[0].ID), slog.String("last_id", recs[len(recs)-1].ID))
+	}
+	attrs = append(attrs, slog.String("remote", h.remote(r)))
+	h.logger.LogAttrs(r.Context(), slog.LevelDebug, "published", attrs...)
 }
 
 // prefersJSON reports whether the Accept header fields accept prefer
@@ -262,12 +298,14 @@ func (h *Hub) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // and the token's rate must allow this many events (429 otherwise, or
 // 413 for a batch larger than it may ever publish at once). If not, it
 // answers and reports false.
-func (h *Hub) mayPublish(w http.ResponseWriter, grant *Grant, recs []Record) bool {
+func (h *Hub) mayPublish(w http.ResponseWriter, r *http.Request, grant *Grant, recs []Record) bool {
 	for i := range recs {
 		for _, t := range recs[i].Topics {
 			if !MatchAny(grant.Publish, []string{t}) {
+				detail := fmt.Sprintf("the token may not publish to topic %q", t)
+				h.logRefused(r, http.StatusForbidden, detail, grant)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
-				h.publishFailed(w, outcomeDenied, http.StatusForbidden, fmt.Sprintf("the token may not publish to topic %q", t), nil)
+				h.publishFailed(w, outcomeDenied, http.StatusForbidden, detail, nil)
 				return false
 			}
 		}
@@ -283,9 +321,10 @@ func (h *Hub) mayPublish(w http.ResponseWriter, grant *Grant, recs []Record) boo
 			fmt.Sprintf("a batch may hold at most %d events for one token", h.limiters.burst), nil)
 		return false
 	case wait > 0:
+		detail := fmt.Sprintf("the token may publish %g events a second", float64(h.limiters.rate))
+		h.logRefused(r, http.StatusTooManyRequests, detail, grant)
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		h.publishFailed(w, outcomeLimited, http.StatusTooManyRequests,
-			fmt.Sprintf("the token may publish %g events a second", float64(h.limiters.rate)), nil)
+		h.publishFailed(w, outcomeLimited, http.StatusTooManyRequests, detail, nil)
 		return false
 	}
 	return true
