@@ -81,7 +81,8 @@
 //
 //   - Any other field name is refused with 400, naming it. JSON names
 //     count only as written ("Private" is unknown), and each may appear
-//     once; a form field other than topic may appear once.
+//     once; a form field other than topic may appear once. Fields go in
+//     the body: a publish whose URL has a query is refused.
 //   - The form's private is on, true or 1 (private) or off, false or 0
 //     (public), in any letter case; absent means public, and an empty
 //     or any other value is refused.

@@ -70,6 +70,14 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if name, ok := queryParam(r.URL.RawQuery); ok {
+		// A field given in the URL would be ignored: private=on there
+		// would leave the event public.
+		h.publishFailed(w, outcomeInvalid, http.StatusBadRequest,
+			fmt.Sprintf("unknown query parameter %.64q: a publish takes its fields in the body", name), nil)
+		return
+	}
+
 	body, ok := h.readBody(w, r)
 	if !ok {
 		return
@@ -416,6 +424,22 @@ func unknownFormField(body string) (string, bool) {
 		if name, err := url.QueryUnescape(name); err == nil && !slices.Contains(formFields, name) {
 			return name, true
 		}
+	}
+	return "", false
+}
+
+// queryParam returns the name of the first parameter of a URL's query,
+// if it has one.
+func queryParam(rawQuery string) (string, bool) {
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		if part == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(part, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		return name, true
 	}
 	return "", false
 }

@@ -71,6 +71,15 @@ func TestPublishUnknownFields(t *testing.T) {
 		{"ndjson typo", ctNDJSON, "{\"topic\":\"t\"}\n{\"topic\":\"t\",\"privat\":true}\n{\"topic\":\"t\"}\n", `line 2: unknown field "privat"`, 2},
 		{"ndjson upper case", ctNDJSON, "{\"topic\":\"t\",\"ID\":\"x\"}\n", `line 1: unknown field "ID"`, 1},
 	})
+	// Nor does the URL's query carry fields: they would be ignored.
+	for _, q := range []string{"private=on", "privat=on", "x", "&&topic=u"} {
+		t.Run("query "+q, func(t *testing.T) {
+			resp, body := th.do(t, http.MethodPost, "/events?"+q, formHeader(nil), "topic=t&data=x")
+			name, _, _ := strings.Cut(strings.TrimLeft(q, "&"), "=")
+			checkProblem(t, resp.StatusCode, resp.Header.Get("Content-Type"), body, http.StatusBadRequest, `unknown query parameter "`+name+`"`)
+		})
+	}
+
 	// The issue's case: a subscriber to everything, anonymous, saw the
 	// event published with privat=on. Now nothing was published.
 	marker := th.publish(t, url.Values{"topic": {"t"}, "data": {"marker"}})
