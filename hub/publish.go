@@ -487,7 +487,7 @@ func retryError() error {
 }
 
 // jsonFields are the names of a JSON publish event's members.
-var jsonFields = []string{"topic", "data", "type", "id", "retry", "private"}
+var jsonFields = [...]string{"topic", "data", "type", "id", "retry", "private"}
 
 // A topicList is a JSON string or list of strings.
 type topicList []string
@@ -568,7 +568,8 @@ func (l *limits) decodeEvent(b []byte) (Record, error) {
 	}
 	var (
 		rec  Record
-		seen = make([]bool, len(jsonFields))
+		seen [len(jsonFields)]bool // by index in jsonFields
+		v    json.RawMessage       // each member's value in turn
 	)
 	for dec.More() {
 		tok, err := dec.Token()
@@ -576,15 +577,14 @@ func (l *limits) decodeEvent(b []byte) (Record, error) {
 			return Record{}, jsonError(err)
 		}
 		name, _ := tok.(string) // an object's member name: always a string
-		i := slices.Index(jsonFields, name)
+		i := slices.Index(jsonFields[:], name)
 		if i < 0 {
-			return Record{}, unknownField(name, jsonFields)
+			return Record{}, unknownField(name, jsonFields[:])
 		}
 		if seen[i] {
 			return Record{}, badInput("%s is given more than once", name)
 		}
 		seen[i] = true
-		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return Record{}, jsonError(err)
 		}
