@@ -151,17 +151,42 @@ func (h *Hub) verify(w http.ResponseWriter, r *http.Request, subscribe bool) (*G
 	case err == nil:
 		return g, true
 	case errors.Is(err, errNoToken):
+		h.logRefused(r, http.StatusUnauthorized, errNoToken.Error(), nil)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub"`)
 		writeProblem(w, http.StatusUnauthorized, errNoToken.Error(), nil)
 	case errors.Is(err, ErrInvalidToken):
+		h.logRefused(r, http.StatusUnauthorized, trimPrefix(err), nil)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="invalid_token"`)
 		writeProblem(w, http.StatusUnauthorized, trimPrefix(err), nil)
 	default:
-		h.logger.Warn("token cannot be verified", "err", err)
+		h.logger.Warn("token cannot be verified", slog.String("remote", h.remote(r)), "err", err)
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, http.StatusServiceUnavailable, "the token cannot be verified now", nil)
 	}
 	return nil, false
+}
+
+// logRefused logs, at info level, that r was refused with status for
+// reason, with the client's address and, when r carried a valid token,
+// the subject of its grant: never the token, nor anything of it but
+// what the grant says.
+func (h *Hub) logRefused(r *http.Request, status int, reason string, grant *Grant) {
+	if !h.logger.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
+	msg := "publish refused"
+	if r.Method != http.MethodPost {
+		msg = "subscription refused"
+	}
+	attrs := []slog.Attr{
+		slog.String("remote", h.remote(r)),
+		slog.Int("status", status),
+		slog.String("reason", reason),
+	}
+	if grant != nil && grant.Subject != "" {
+		attrs = append(attrs, slog.String("subject", grant.Subject))
+	}
+	h.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
 }
 
 // mayReceive reports whether s may receive rec: any subscriber may

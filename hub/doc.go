@@ -68,24 +68,70 @@
 // POST /events publishes, with a body in one of three forms:
 //
 //   - application/x-www-form-urlencoded: topic (one or more), data, type,
-//     id, retry (milliseconds) and private (on);
+//     id, retry (milliseconds) and private;
 //   - application/json: an object with the same names, where topic is a
-//     string or a list of strings, retry a number and private a boolean,
-//     and data a string or any other JSON value, which is sent as its
-//     compact JSON text; unknown names are refused;
+//     string or a list of strings, retry a number, private a boolean
+//     (true or false), and data a string or any other JSON value, which
+//     is sent as its compact JSON text; null is the same as leaving out
+//     data, type, id or retry;
 //   - application/x-ndjson: such objects, one per line, appended as one
-//     batch: all or none.
+//     batch: all or none. A refusal names the line.
 //
-// The answer is 200, text/plain, with the ID of each event on a line of
-// its own, once the Log's Append has returned (the events are durable). An
-// event needs at least one topic (at most 64 by default, see Limits),
-// none with a wildcard. An id
-// or type may not hold CR, LF or NUL and is at most 256 bytes; an id made
-// only of digits is reserved for the IDs the Log assigns; text must be
-// valid UTF-8; retry is at most one day. Errors are RFC 9457
-// application/problem+json with type "about:blank": 400 bad input (with a
-// "line" member for NDJSON), 405, 409 an id already used, 413 body too
-// large, 415 wrong content type, 503 the Log failed.
+// Nothing a publisher sends is ignored or taken for something else:
+//
+//   - Any other field name is refused with 400, naming it. JSON names
+//     count only as written ("Private" is unknown), and each may appear
+//     once; a form field other than topic may appear once. Fields go in
+//     the body: a publish whose URL has a query is refused.
+//   - The form's private is on, true or 1 (private) or off, false or 0
+//     (public), in any letter case; absent means public, and an empty
+//     or any other value is refused.
+//   - The types open and error (the EventSource's own events, which a
+//     page cannot tell from a published one) and every type beginning
+//     with "ssehub-" (the hub's own, GapEventType and AuthEventType) are
+//     reserved, in any letter case, and refused. Event types are
+//     case-sensitive in a browser, so "Open" would not fire an open
+//     listener; it is refused all the same, because a person or a
+//     program that folds case would take it for one.
+//   - A JSON body must be valid UTF-8 (it is not patched with U+FFFD).
+//
+// An event with empty data (no data, an empty one, or JSON null) is
+// accepted and delivered: its wire form has a data line with nothing
+// after the colon, so an EventSource dispatches it with data "". The
+// hub's encoding of an event always has a data line.
+//
+// The answer is 200 once the Log's Append has returned (the events are
+// durable), with the ID of each event, in order: by default as
+// text/plain, each on a line of its own; as application/json,
+// {"ids": [...]}, when the request's Accept prefers application/json to
+// text/plain. Each of the two gets the quality value of the most
+// specific media range that matches it (type/subtype, then type/*, then
+// */*); JSON is chosen only if its value is higher, so no Accept, */*,
+// a tie, or an Accept that allows neither gives text/plain, while
+// application/json or application/* gives JSON. Every answer to a
+// publish carries Vary: Accept.
+//
+// An event needs at least one topic (at most 64 by default, see Limits),
+// none with a wildcard. An id or type may not hold CR, LF or NUL and is
+// at most 256 bytes; an id made only of digits is reserved for the IDs
+// the Log assigns; text must be valid UTF-8; retry is at most one day.
+// Errors are RFC 9457 application/problem+json with type "about:blank"
+// and a detail saying what is wrong: 400 bad input (with a "line" member
+// for NDJSON), 401 no valid token, 403 a token that does not cover a
+// topic, 405, 408 a body too slow, 409 an id already used, 413 body,
+// event or batch too large, 415 wrong content type, 429 beyond the
+// token's rate, 503 the Log failed. A refused request appends nothing.
+//
+// # Logs
+//
+// With Options.Logger set, the Hub logs each publish at debug level
+// ("published": the number of events and distinct topics, the first
+// topic, the IDs, or the first and last of a batch of more than 8, and
+// the client's address), and at info level each request refused
+// because of its token (401), a topic its token does not cover (403) or
+// a limit (429): "publish refused" or "subscription refused", with the
+// reason and the client's address, and the token's subject
+// where known. It never logs event data, nor a token.
 //
 // # Authorisation
 //

@@ -40,8 +40,21 @@ func encodeRecord(rec *Record) ([]byte, error) {
 
 // appendRecord appends the wire form of rec to dst. It fails, leaving dst
 // as it was, when rec's ID or type would break the stream.
+//
+// The event always has a data line, even when rec's data is empty: an
+// accepted event reaches its subscribers, and a client dispatches an
+// event only if it has a data line ("data:" alone gives it empty data).
+// sse.AppendEvent writes none for an event with neither data nor type,
+// so one is added before its blank line.
 func appendRecord(dst []byte, rec *Record) ([]byte, error) {
-	return sse.AppendEvent(dst, &sse.Event{ID: rec.ID, Type: rec.Type, Data: rec.Data, Retry: rec.Retry})
+	out, err := sse.AppendEvent(dst, &sse.Event{ID: rec.ID, Type: rec.Type, Data: rec.Data, Retry: rec.Retry})
+	if err != nil || rec.Data != "" || rec.Type != "" {
+		return out, err
+	}
+	if len(out) > len(dst) {
+		out = out[:len(out)-1] // the blank line
+	}
+	return append(out, "data:\n\n"...), nil
 }
 
 // A subscriber is one subscription's bounded queue, on the model of

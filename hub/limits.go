@@ -119,6 +119,16 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	return client
 }
 
+// remote describes, for logs, where r comes from: its client's address
+// (see clientAddr), followed by "via" and the peer's when they differ.
+func (h *Hub) remote(r *http.Request) string {
+	client := clientAddr(r, h.opts.TrustedProxies)
+	if client != peerAddr(r.RemoteAddr) {
+		return client.String() + " via " + r.RemoteAddr
+	}
+	return r.RemoteAddr
+}
+
 // peerAddr parses the address of an http.Request's RemoteAddr.
 func peerAddr(remote string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(remote); err == nil {

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +48,8 @@ func badInput(format string, args ...any) *inputError {
 // appends them to the Log as one batch and, once that has returned,
 // answers 200 with their IDs, each on a line of its own.
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
+	// The answer's form depends on Accept, whatever the outcome.
+	w.Header().Add("Vary", "Accept")
 	grant, ok := h.authenticate(w, r, false)
 	if !ok {
 		h.m.publishes.WithLabelValues(outcomeDenied).Inc()
@@ -63,6 +67,14 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.publishFailed(w, outcomeUnsupported, http.StatusUnsupportedMediaType,
 			"Content-Type must be "+ctForm+", "+ctJSON+" or "+ctNDJSON, nil)
+		return
+	}
+
+	if name, ok := queryParam(r.URL.RawQuery); ok {
+		// A field given in the URL would be ignored: private=on there
+		// would leave the event public.
+		h.publishFailed(w, outcomeInvalid, http.StatusBadRequest,
+			fmt.Sprintf("unknown query parameter %.64q: a publish takes its fields in the body", name), nil)
 		return
 	}
 
@@ -84,7 +96,7 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		h.publishFailed(w, outcome, status, err.Error(), p)
 		return
 	}
-	if grant != nil && !h.mayPublish(w, grant, recs) {
+	if grant != nil && !h.mayPublish(w, r, grant, recs) {
 		return
 	}
 	if id, ok := repeatedID(recs); ok {
@@ -111,19 +123,150 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	h.m.appended.Add(float64(len(recs)))
 	h.m.publishes.WithLabelValues(outcomeOK).Inc()
+	h.logPublished(r, recs)
 
-	out := make([]byte, 0, 24*len(recs))
-	for i := range recs {
-		out = append(out, recs[i].ID...)
-		out = append(out, '\n')
-	}
+	var out []byte
 	hd := w.Header()
-	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	if prefersJSON(r.Header.Values("Accept")) {
+		ids := make([]string, len(recs))
+		for i := range recs {
+			ids[i] = recs[i].ID
+		}
+		out, _ = json.Marshal(publishReply{IDs: ids}) // strings only: cannot fail
+		out = append(out, '\n')
+		hd.Set("Content-Type", ctJSON)
+	} else {
+		out = make([]byte, 0, 24*len(recs))
+		for i := range recs {
+			out = append(out, recs[i].ID...)
+			out = append(out, '\n')
+		}
+		hd.Set("Content-Type", "text/plain; charset=utf-8")
+	}
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// A publishReply is the JSON answer to a publish: the IDs of its events,
+// in order.
+type publishReply struct {
+	IDs []string `json:"ids"`
+}
+
+// maxLoggedIDs is the most IDs the line logged for a publish lists; a
+// larger batch is logged with its first and last.
+const maxLoggedIDs = 8
+
+// logPublished logs, at debug level, that recs were published by the
+// client of r.
+func (h *Hub) logPublished(r *http.Request, recs []Record) {
+	if !h.logger.Enabled(r.Context(), slog.LevelDebug) {
+		return
+	}
+	topics := make(map[string]struct{}, len(recs[0].Topics))
+	for i := range recs {
+		for _, t := range recs[i].Topics {
+			topics[t] = struct{}{}
+		}
+	}
+	attrs := []slog.Attr{
+		slog.Int("events", len(recs)),
+		slog.Int("topics", len(topics)),
+		slog.String("topic", recs[0].Topics[0]),
+	}
+	if len(recs) <= maxLoggedIDs {
+		ids := make([]string, len(recs))
+		for i := range recs {
+			ids[i] = recs[i].ID
+		}
+		attrs = append(attrs, slog.Any("ids", ids))
+	} else {
+		attrs = append(attrs, slog.String("first_id", recs[0].ID), slog.String("last_id", recs[len(recs)-1].ID))
+	}
+	attrs = append(attrs, slog.String("remote", h.remote(r)))
+	h.logger.LogAttrs(r.Context(), slog.LevelDebug, "published", attrs...)
+}
+
+// prefersJSON reports whether the Accept header fields accept prefer
+// application/json to text/plain, the default answer to a publish: it
+// does when application/json gets a higher quality value than
+// text/plain. Each gets the q of the most specific media range that
+// matches it (type/subtype, then type/*, then */*), 0 if none does, as
+// RFC 9110 section 12.5.1 says; parameters other than q are ignored,
+// and so is an element with an invalid q. A tie, no Accept, or an
+// Accept that allows neither gives text/plain.
+func prefersJSON(accept []string) bool {
+	if len(accept) == 0 {
+		return false
+	}
+	var text, js acceptMatch
+	for _, field := range accept {
+		for elem := range strings.SplitSeq(field, ",") {
+			mr, params, _ := strings.Cut(elem, ";")
+			mr = strings.ToLower(strings.TrimSpace(mr))
+			typ, sub, ok := strings.Cut(mr, "/")
+			if !ok {
+				continue
+			}
+			q, ok := qValue(params)
+			if !ok {
+				continue
+			}
+			text.offer(typ, sub, "text", "plain", q)
+			js.offer(typ, sub, "application", "json", q)
+		}
+	}
+	return js.q > text.q
+}
+
+// An acceptMatch is the most specific media range of an Accept header
+// seen so far that matches a media type, and its quality value.
+type acceptMatch struct {
+	specificity int // 0 none, 1 */*, 2 type/*, 3 type/subtype
+	q           float64
+}
+
+// offer takes the media range typ/sub, with quality q, into account for
+// the media type wantType/wantSub.
+func (m *acceptMatch) offer(typ, sub, wantType, wantSub string, q float64) {
+	spec := 0
+	switch {
+	case typ == wantType && sub == wantSub:
+		spec = 3
+	case typ == wantType && sub == "*":
+		spec = 2
+	case typ == "*" && sub == "*":
+		spec = 1
+	}
+	if spec > m.specificity {
+		m.specificity, m.q = spec, q
+	}
+}
+
+// qValue returns the q parameter of an Accept element's parameters
+// (what follows its media range), 1 when there is none, and false when
+// it is not a number from 0 to 1 with at most three decimals.
+func qValue(params string) (float64, bool) {
+	for p := range strings.SplitSeq(params, ";") {
+		name, v, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(strings.TrimSpace(name), "q") {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		whole, frac, _ := strings.Cut(v, ".")
+		if (whole != "0" && whole != "1") || len(frac) > 3 || (frac != "" && !allDigits(frac)) {
+			return 0, false
+		}
+		q, err := strconv.ParseFloat(v, 64)
+		if err != nil || q > 1 {
+			return 0, false
+		}
+		return q, true
+	}
+	return 1, true
 }
 
 // readBody reads r's body, at most MaxBodyBytes of it within the body
@@ -163,12 +306,14 @@ func (h *Hub) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // and the token's rate must allow this many events (429 otherwise, or
 // 413 for a batch larger than it may ever publish at once). If not, it
 // answers and reports false.
-func (h *Hub) mayPublish(w http.ResponseWriter, grant *Grant, recs []Record) bool {
+func (h *Hub) mayPublish(w http.ResponseWriter, r *http.Request, grant *Grant, recs []Record) bool {
 	for i := range recs {
 		for _, t := range recs[i].Topics {
 			if !MatchAny(grant.Publish, []string{t}) {
+				detail := fmt.Sprintf("the token may not publish to topic %q", t)
+				h.logRefused(r, http.StatusForbidden, detail, grant)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
-				h.publishFailed(w, outcomeDenied, http.StatusForbidden, fmt.Sprintf("the token may not publish to topic %q", t), nil)
+				h.publishFailed(w, outcomeDenied, http.StatusForbidden, detail, nil)
 				return false
 			}
 		}
@@ -184,9 +329,10 @@ func (h *Hub) mayPublish(w http.ResponseWriter, grant *Grant, recs []Record) boo
 			fmt.Sprintf("a batch may hold at most %d events for one token", h.limiters.burst), nil)
 		return false
 	case wait > 0:
+		detail := fmt.Sprintf("the token may publish %g events a second", float64(h.limiters.rate))
+		h.logRefused(r, http.StatusTooManyRequests, detail, grant)
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		h.publishFailed(w, outcomeLimited, http.StatusTooManyRequests,
-			fmt.Sprintf("the token may publish %g events a second", float64(h.limiters.rate)), nil)
+		h.publishFailed(w, outcomeLimited, http.StatusTooManyRequests, detail, nil)
 		return false
 	}
 	return true
@@ -217,12 +363,20 @@ func repeatedID(recs []Record) (string, bool) {
 	return "", false
 }
 
+// formFields are the names of a form-encoded publish body's fields.
+var formFields = []string{"topic", "data", "type", "id", "retry", "private"}
+
 // parseForm parses a form-encoded publish body: topic (one or more),
-// data, type, id, retry (milliseconds) and private ("on").
+// data, type, id, retry (milliseconds) and private (see parsePrivate).
+// Any other field is refused, so that a misspelt one (privat=on) is not
+// ignored, leaving the event to mean something else.
 func parseForm(l *limits, body []byte) ([]Record, error) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, badInput("the form cannot be parsed")
+	}
+	if name, ok := unknownFormField(string(body)); ok {
+		return nil, unknownField(name, formFields)
 	}
 	rec := Record{Topics: vals["topic"]}
 	for _, f := range []struct {
@@ -248,17 +402,72 @@ func parseForm(l *limits, body []byte) ([]Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch private {
-	case "on", "true", "1":
-		rec.Private = true
-	case "", "off", "false", "0":
-	default:
-		return nil, badInput("private must be on or off")
+	if vals.Has("private") {
+		if rec.Private, err = parsePrivate(private); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.check(&rec); err != nil {
 		return nil, err
 	}
 	return []Record{rec}, nil
+}
+
+// unknownFormField returns the first field of a form-encoded body, one
+// that url.ParseQuery accepts, whose name is not one of formFields.
+func unknownFormField(body string) (string, bool) {
+	for part := range strings.SplitSeq(body, "&") {
+		if part == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(part, "=")
+		if name, err := url.QueryUnescape(name); err == nil && !slices.Contains(formFields, name) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// queryParam returns the name of the first parameter of a URL's query,
+// if it has one.
+func queryParam(rawQuery string) (string, bool) {
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		if part == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(part, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		return name, true
+	}
+	return "", false
+}
+
+// unknownField is the error for a field name that is not one of known.
+func unknownField(name string, known []string) error {
+	return badInput("unknown field %.64q: the fields are %s and %s",
+		name, strings.Join(known[:len(known)-1], ", "), known[len(known)-1])
+}
+
+// parsePrivate parses the value of a form's private field: on, true or
+// 1 make the event private, off, false or 0 public, in any letter case.
+// Anything else, the empty value too, is refused.
+func parsePrivate(v string) (bool, error) {
+	for _, on := range []string{"on", "true", "1"} {
+		if strings.EqualFold(v, on) {
+			return true, nil
+		}
+	}
+	for _, off := range []string{"off", "false", "0"} {
+		if strings.EqualFold(v, off) {
+			return false, nil
+		}
+	}
+	if v == "" {
+		return false, badInput("private is empty: give on, true or 1 for a private event, off, false or 0 (or no private field) for a public one")
+	}
+	return false, badInput("private is %.32q: give on, true or 1 for a private event, off, false or 0 (or no private field) for a public one", v)
 }
 
 // single returns the one value of the form field name, or "" when it is
@@ -277,15 +486,8 @@ func retryError() error {
 	return badInput("retry must be a whole number of milliseconds from 0 to %d", maxRetryMS)
 }
 
-// A jsonEvent is one event of a JSON or NDJSON publish body.
-type jsonEvent struct {
-	Topic   topicList       `json:"topic"`
-	Data    json.RawMessage `json:"data"` // a string, or any JSON value, kept as its compact text
-	Type    string          `json:"type"`
-	ID      string          `json:"id"`
-	Retry   int64           `json:"retry"` // milliseconds
-	Private bool            `json:"private"`
-}
+// jsonFields are the names of a JSON publish event's members.
+var jsonFields = [...]string{"topic", "data", "type", "id", "retry", "private"}
 
 // A topicList is a JSON string or list of strings.
 type topicList []string
@@ -345,38 +547,118 @@ func parseNDJSON(l *limits, body []byte) ([]Record, error) {
 	return recs, nil
 }
 
-// decodeEvent decodes and checks one JSON event object.
+// decodeEvent decodes and checks one JSON event object. It is stricter
+// than encoding/json, so that no member is ever ignored or read as
+// another: the names are those of jsonFields, exactly as written (an
+// unknown name, or one in other letter case, is refused, not ignored);
+// a name may appear once; the body must be valid UTF-8 (not patched
+// with U+FFFD); private is true or false. A null data, type, id or retry
+// is the same as leaving the member out.
 func (l *limits) decodeEvent(b []byte) (Record, error) {
+	if !utf8.Valid(b) {
+		return Record{}, badInput("the JSON is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var je jsonEvent
-	if err := dec.Decode(&je); err != nil {
+	tok, err := dec.Token()
+	if err != nil {
+		return Record{}, jsonError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return Record{}, badInput("the event must be a JSON object")
+	}
+	var (
+		rec  Record
+		seen [len(jsonFields)]bool // by index in jsonFields
+		v    json.RawMessage       // each member's value in turn
+	)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return Record{}, jsonError(err)
+		}
+		name, _ := tok.(string) // an object's member name: always a string
+		i := slices.Index(jsonFields[:], name)
+		if i < 0 {
+			return Record{}, unknownField(name, jsonFields[:])
+		}
+		if seen[i] {
+			return Record{}, badInput("%s is given more than once", name)
+		}
+		seen[i] = true
+		if err := dec.Decode(&v); err != nil {
+			return Record{}, jsonError(err)
+		}
+		if err := setMember(&rec, name, v); err != nil {
+			return Record{}, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
 		return Record{}, jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Record{}, badInput("invalid JSON: more than one value")
 	}
-	if je.Retry < 0 || je.Retry > maxRetryMS {
-		return Record{}, retryError()
-	}
-	rec := Record{Topics: je.Topic, Type: je.Type, ID: je.ID, Retry: time.Duration(je.Retry) * time.Millisecond, Private: je.Private}
-	switch {
-	case len(je.Data) == 0 || string(je.Data) == "null":
-	case je.Data[0] == '"':
-		if err := json.Unmarshal(je.Data, &rec.Data); err != nil {
-			return Record{}, jsonError(err)
-		}
-	default:
-		var c bytes.Buffer
-		if err := json.Compact(&c, je.Data); err != nil {
-			return Record{}, jsonError(err)
-		}
-		rec.Data = c.String()
-	}
 	if err := l.check(&rec); err != nil {
 		return Record{}, err
 	}
 	return rec, nil
+}
+
+// setMember sets the field of rec that the JSON member name stands for
+// to the member's value v.
+func setMember(rec *Record, name string, v json.RawMessage) error {
+	null := string(v) == "null"
+	switch name {
+	case "topic":
+		var t topicList
+		if err := t.UnmarshalJSON(v); err != nil {
+			return badInput("%s", err)
+		}
+		rec.Topics = t
+	case "data":
+		switch {
+		case null:
+		case v[0] == '"':
+			if err := json.Unmarshal(v, &rec.Data); err != nil {
+				return jsonError(err)
+			}
+		default: // any other JSON value: its compact text
+			var c bytes.Buffer
+			if err := json.Compact(&c, v); err != nil {
+				return jsonError(err)
+			}
+			rec.Data = c.String()
+		}
+	case "type", "id":
+		dst := &rec.Type
+		if name == "id" {
+			dst = &rec.ID
+		}
+		if null {
+			return nil
+		}
+		if v[0] != '"' || json.Unmarshal(v, dst) != nil {
+			return badInput("%s must be a string", name)
+		}
+	case "retry":
+		var ms int64
+		if null {
+			return nil
+		}
+		if json.Unmarshal(v, &ms) != nil || ms < 0 || ms > maxRetryMS {
+			return retryError()
+		}
+		rec.Retry = time.Duration(ms) * time.Millisecond
+	case "private":
+		switch string(v) {
+		case "true":
+			rec.Private = true
+		case "false":
+		default:
+			return badInput("private must be true or false")
+		}
+	}
+	return nil
 }
 
 // jsonError describes a JSON decoding error without Go type names.
@@ -438,10 +720,29 @@ next:
 	if err := checkField("type", rec.Type); err != nil {
 		return err
 	}
+	if reservedType(rec.Type) {
+		return badInput("type %q is reserved: open and error are the EventSource's own events, and the types beginning with %s the hub's", rec.Type, reservedTypePrefix)
+	}
 	if !utf8.ValidString(rec.Data) {
 		return badInput("data is not valid UTF-8")
 	}
 	return nil
+}
+
+// reservedTypePrefix begins the types of the hub's own events
+// (GapEventType, AuthEventType), which no publisher may send.
+const reservedTypePrefix = "ssehub-"
+
+// reservedType reports whether a publisher may not give an event type
+// t: open and error, which a browser cannot tell from its EventSource's
+// own open and error events, and the types beginning with ssehub-, which
+// would fake the hub's own. The comparison ignores letter case: a type
+// that differs from them only in case does not fire their listeners,
+// but a reader (a person, or code that folds case) would take it for
+// them, and no publisher needs such a type.
+func reservedType(t string) bool {
+	return strings.EqualFold(t, "open") || strings.EqualFold(t, "error") ||
+		len(t) >= len(reservedTypePrefix) && strings.EqualFold(t[:len(reservedTypePrefix)], reservedTypePrefix)
 }
 
 // checkField checks an event's ID or type.
