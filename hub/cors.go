@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -53,7 +54,8 @@ func (h *Hub) checkOrigin(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 		h.m.refused.WithLabelValues(refusedOrigin).Inc()
-		h.logger.Debug("refused: origin not allowed", "origin", origin)
+		h.logger.Info("request refused", slog.String("remote", h.remote(r)), slog.Int("status", http.StatusForbidden),
+			slog.String("reason", "origin not allowed"), slog.String("origin", origin))
 		writeProblem(w, http.StatusForbidden, "origin "+strconv.Quote(origin)+" is not allowed", nil)
 		return false
 	}

@@ -206,8 +206,8 @@ func (th *testHub) post(t *testing.T, contentType, body string) (int, string, st
 }
 
 // publish publishes one form-encoded event and returns its ID. Without
-// a data field, it sends data "d": an event without data is not
-// dispatched by clients.
+// a data field, it sends data "d", so that tests can tell the events
+// apart from those with empty data.
 func (th *testHub) publish(t *testing.T, form url.Values) string {
 	t.Helper()
 	if !form.Has("data") {

@@ -129,27 +129,27 @@ func TestRefusalsLogged(t *testing.T) {
 	tokens := []string{chat, rated, hs256(t, expired), wrongKey, tamper(t, chat, all), "garbage-token-value"}
 
 	tests := []struct {
-		name          string
-		method, path  string
-		header        http.Header
-		status        int
-		msg, reason   string
-		subject       string
-		existingLines bool // logged by subscribe.go, whose lines have no status
+		name         string
+		method, path string
+		header       http.Header
+		status       int
+		msg, reason  string
+		subject      string
 	}{
-		{"publish, no token", "POST", "/events", formHeader(nil), 401, "publish refused", "a token is required", "", false},
-		{"publish, not bearer", "POST", "/events", formHeader(http.Header{"Authorization": {"Basic " + tokens[5]}}), 401, "publish refused", "must be \"Bearer <token>\"", "", false},
-		{"publish, expired", "POST", "/events", formHeader(bearer(tokens[2])), 401, "publish refused", "expired", "", false},
-		{"publish, wrong key", "POST", "/events", formHeader(bearer(wrongKey)), 401, "publish refused", "signature", "", false},
-		{"publish, tampered", "POST", "/events", formHeader(bearer(tokens[4])), 401, "publish refused", "signature", "", false},
-		{"publish, garbage", "POST", "/events", formHeader(bearer(tokens[5])), 401, "publish refused", "invalid token", "", false},
-		{"subscribe, bad cookie", "GET", "/events?topic=a", cookie(tokens[4]), 401, "subscription refused", "signature", "", false},
-		{"subscribe, bad header", "GET", "/events?topic=a", bearer(tokens[2]), 401, "subscription refused", "expired", "", false},
-		{"publish, out of scope", "POST", "/events", formHeader(bearer(chat)), 403, "publish refused", `may not publish to topic "news"`, "tester", false},
-		{"publish, first", "POST", "/events", formHeader(bearer(rated)), 200, "", "", "", false},
-		{"publish, too fast", "POST", "/events", formHeader(bearer(rated)), 429, "publish refused", "events a second", "tester", false},
-		{"subscribe, first", "GET", "/events?topic=a", bearer(rated), 200, "", "", "", false},
-		{"subscribe, too many", "GET", "/events?topic=a", bearer(rated), 429, "subscription refused", "as many event streams", "", true},
+		{"publish, no token", "POST", "/events", formHeader(nil), 401, "publish refused", "a token is required", ""},
+		{"publish, not bearer", "POST", "/events", formHeader(http.Header{"Authorization": {"Basic " + tokens[5]}}), 401, "publish refused", "must be \"Bearer <token>\"", ""},
+		{"publish, expired", "POST", "/events", formHeader(bearer(tokens[2])), 401, "publish refused", "expired", ""},
+		{"publish, wrong key", "POST", "/events", formHeader(bearer(wrongKey)), 401, "publish refused", "signature", ""},
+		{"publish, tampered", "POST", "/events", formHeader(bearer(tokens[4])), 401, "publish refused", "signature", ""},
+		{"publish, garbage", "POST", "/events", formHeader(bearer(tokens[5])), 401, "publish refused", "invalid token", ""},
+		{"subscribe, bad cookie", "GET", "/events?topic=a", cookie(tokens[4]), 401, "subscription refused", "signature", ""},
+		{"subscribe, bad header", "GET", "/events?topic=a", bearer(tokens[2]), 401, "subscription refused", "expired", ""},
+		{"publish, out of scope", "POST", "/events", formHeader(bearer(chat)), 403, "publish refused", `may not publish to topic "news"`, "tester"},
+		{"publish, first", "POST", "/events", formHeader(bearer(rated)), 200, "", "", ""},
+		{"publish, too fast", "POST", "/events", formHeader(bearer(rated)), 429, "publish refused", "events a second", "tester"},
+		{"subscribe, first", "GET", "/events?topic=a", bearer(rated), 200, "", "", ""},
+		{"subscribe, too many", "GET", "/events?topic=a", bearer(rated), 429, "subscription refused", "as many event streams", "tester"},
+		{"origin not allowed", "GET", "/events?topic=a", http.Header{"Origin": {"https://elsewhere.example"}}, 403, "request refused", "origin not allowed", ""},
 	}
 	seen := map[string]int{}
 	for _, tt := range tests {
@@ -172,7 +172,7 @@ func TestRefusalsLogged(t *testing.T) {
 			if rec["level"] != "INFO" || !strings.Contains(reason, tt.reason) || !strings.HasPrefix(remote, "127.0.0.1:") {
 				t.Errorf("logged %v; want INFO, a reason with %q, remote 127.0.0.1:…", rec, tt.reason)
 			}
-			if !tt.existingLines && rec["status"] != float64(tt.status) {
+			if rec["status"] != float64(tt.status) {
 				t.Errorf("logged status %v; want %d", rec["status"], tt.status)
 			}
 			if sub, _ := rec["subject"].(string); sub != tt.subject {

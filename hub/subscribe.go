@@ -163,10 +163,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	s := newSubscriber(sels, h.opts.QueueSize)
 	s.grant = grant
 	s.client = clientAddr(r, h.opts.TrustedProxies)
-	s.remote = r.RemoteAddr
-	if s.client != peerAddr(r.RemoteAddr) {
-		s.remote = s.client.String() + " via " + r.RemoteAddr
-	}
+	s.remote = h.remote(r)
 	// A provisional floor, set before s is shared: the stream starts from
 	// the Log's end read after registering, so the records up to its end
 	// now need not be queued. Without it, a subscriber that registers
@@ -188,7 +185,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 				reason = refusedPerClient
 			}
 			h.m.refused.WithLabelValues(reason).Inc()
-			h.logger.Info("subscription refused", slog.String("remote", s.remote), "reason", err)
+			h.logRefused(r, http.StatusTooManyRequests, err.Error(), grant)
 			w.Header().Set("Retry-After", retry)
 			writeProblem(w, http.StatusTooManyRequests, err.Error(), nil)
 		default:
