@@ -143,6 +143,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	fs.Float64Var(&c.limits.PublishRate, "publish-rate", 0, "events a second one token may publish, sustained (0: 10000; -1: no bound)")
 	fs.IntVar(&c.limits.PublishBurst, "publish-burst", 0, "most events one token may publish at once (0: one second of --publish-rate)")
 	fs.DurationVar(&c.limits.BodyTimeout, "body-timeout", 0, "time allowed to read a publish body (0: 30s; -1s: no bound)")
+	fs.IntVar(&c.limits.MaxReplay, "max-replay", 0, "most `events` one subscription request replays from history; a client further behind gets them, its stream ends, and its reconnection goes on from there (0: 50000; -1: no bound)")
 	fs.Func("trusted-proxies", "comma-separated `IPs or CIDRs` of proxies whose X-Forwarded-For names the client", func(s string) error {
 		return addPrefixes(&c.trustedProxies, s)
 	})
@@ -209,6 +210,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 		return fail("--max-streams must be -1 (no bound), 0 (the default) or positive")
 	case c.limits.MaxStreamsPerClient < -1:
 		return fail("--max-streams-per-client must be -1 (no bound), 0 (the default) or positive")
+	case c.limits.MaxReplay < -1:
+		return fail("--max-replay must be -1 (no bound), 0 (the default) or positive")
 	case math.IsNaN(c.limits.PublishRate) || math.IsInf(c.limits.PublishRate, 0):
 		return fail("--publish-rate must be a number of events a second")
 	case c.limits.PublishRate < 0 && c.limits.PublishRate != -1:

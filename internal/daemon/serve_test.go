@@ -96,6 +96,7 @@ func TestServeFlags(t *testing.T) {
 		{"event larger than body", []string{"serve", "--max-body", "1000", "--max-event-bytes", "2000"}, nil, "--max-event-bytes"},
 		{"streams below -1", []string{"serve", "--max-streams", "-2"}, nil, "--max-streams"},
 		{"per-client streams below -1", []string{"serve", "--max-streams-per-client", "-2"}, nil, "--max-streams-per-client"},
+		{"replay budget below -1", []string{"serve", "--max-replay", "-2"}, nil, "--max-replay"},
 		{"rate below -1", []string{"serve", "--publish-rate", "-0.5"}, nil, "--publish-rate"},
 		{"rate not a number", []string{"serve", "--publish-rate", "NaN"}, nil, "--publish-rate"},
 		{"rate infinite", []string{"serve", "--publish-rate", "+Inf"}, nil, "--publish-rate"},
@@ -174,7 +175,7 @@ func TestServeHubOptions(t *testing.T) {
 		"--cors-max-age", "1h",
 		"--max-body", "4096", "--max-topics", "3", "--max-selectors", "4", "--max-selector-bytes", "5",
 		"--max-event-bytes", "1024", "--max-streams", "-1", "--max-streams-per-client", "7",
-		"--publish-rate", "2.5", "--body-timeout", "5s",
+		"--publish-rate", "2.5", "--body-timeout", "5s", "--max-replay", "1000",
 		"--trusted-proxies", "10.1.2.3/8, 127.0.0.1,::1 ,::ffff:172.16.0.0/108,2001:db8::/32",
 		"--tls-cert", certFile, "--tls-key", keyFile,
 		"--read-header-timeout", "3s",
@@ -192,7 +193,7 @@ func TestServeHubOptions(t *testing.T) {
 		Limits: hub.Limits{
 			MaxTopics: 3, MaxSelectors: 4, MaxSelectorBytes: 5, MaxEventBytes: 1024,
 			MaxStreams: -1, MaxStreamsPerClient: 7, PublishRate: 2.5, PublishBurst: 40,
-			BodyTimeout: 5 * time.Second,
+			BodyTimeout: 5 * time.Second, MaxReplay: 1000,
 		},
 		TrustedProxies: []netip.Prefix{
 			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32"),
