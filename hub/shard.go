@@ -444,6 +444,8 @@ func (h *Hub) logEnd(remote string, err error) {
 	switch {
 	case errors.Is(err, errSlow):
 		h.logger.Info("subscriber disconnected: too slow", slog.String("remote", remote), "queue", h.opts.QueueSize)
+	case errors.Is(err, errReplayBudget):
+		h.logger.Debug("subscription ended: replay budget reached", slog.String("remote", remote), "max", h.lim.maxReplay)
 	case errors.Is(err, errExpired):
 		h.logger.Debug("subscription ended: token expired", slog.String("remote", remote))
 	case errors.Is(err, errStopped), errors.Is(err, errClosed):

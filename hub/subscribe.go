@@ -253,6 +253,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 
 	if err := h.start(ctx, st, s, st.LastEventID(), first, last); err != nil {
 		h.logStartFailed(s.remote, err, ctx.Err() == nil && st.Err() == nil)
+		h.logEnd(s.remote, err)
 		return
 	}
 	stop()
@@ -304,15 +305,12 @@ func (h *Hub) serveTakenOver(ctx context.Context, conn net.Conn, hd http.Header,
 	}
 }
 
-// logStartFailed logs why a subscription ended before its live part,
-// when start returned err: at debug level when the replay reached its
-// budget, and as a warning when unexpected, that is, when neither the
-// client nor the hub went away.
+// logStartFailed logs, as a warning, that start returned err when that
+// is unexpected: when neither the client nor the hub went away and the
+// replay did not just reach its budget. The end of the subscription is
+// logged as any end is, by logEnd.
 func (h *Hub) logStartFailed(remote string, err error, unexpected bool) {
-	switch {
-	case errors.Is(err, errReplayBudget):
-		h.logger.Debug("subscription ended: replay budget reached", slog.String("remote", remote), "max", h.lim.maxReplay)
-	case unexpected:
+	if unexpected && !errors.Is(err, errReplayBudget) {
 		h.logger.Warn("subscription ended: cannot start", slog.String("remote", remote), "err", err)
 	}
 }
