@@ -147,11 +147,11 @@ func (f *jwtFlags) config() (jwtauth.Config, error) {
 		c.Secret = []byte(f.secret)
 	}
 	if f.secretFile != "" {
-		b, err := os.ReadFile(f.secretFile)
+		b, err := readSecretFile(f.secretFile)
 		if err != nil {
 			return c, fmt.Errorf("--jwt-secret-file: %w", err)
 		}
-		c.Secret = []byte(strings.TrimRight(string(b), "\r\n"))
+		c.Secret = b
 	}
 	if c.Secret != nil && len(c.Secret) < jwtauth.MinSecretLen {
 		// Said here, so that the secret's length, never the secret, is shown.
@@ -173,4 +173,15 @@ func (f *jwtFlags) config() (jwtauth.Config, error) {
 		c.PublicKeys = append(c.PublicKeys, b)
 	}
 	return c, nil
+}
+
+// readSecretFile reads an HMAC secret from a file of one line: a trailing
+// newline (LF or CRLF) is not part of it. serve --jwt-secret-file and
+// token --secret-file read the same files.
+func readSecretFile(name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimRight(string(b), "\r\n")), nil
 }

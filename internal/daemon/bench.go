@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -39,9 +38,18 @@ With --no-publish the tool only subscribes and measures events that you
 publish in this form (on this machine, so that clocks agree), seq going up
 by one per event; loss counts from each subscriber's first event.
 
+With --server-pid, the tool checks through /proc that the process holds
+the socket listening at the URL's address, and warns (on stderr at the
+start, and in the report) when it does not, naming the process that does,
+or when it cannot tell: the hub's figures would be another process's.
+
+For an https hub with a self-signed certificate, give that certificate
+with --cacert. The only variable read is SSEHUB_CACERT, shared with the
+other client commands.
+
 Examples:
-  ssehub serve --store memory & pid=$!
-  ssehub bench --subscribers 1000 --rate 500 --server-pid $pid http://127.0.0.1:8080
+  ssehub serve --store memory & hub=$!
+  ssehub bench --subscribers 1000 --rate 500 --server-pid $hub http://127.0.0.1:8080
   ssehub bench --subscribers 10000 --rate 20 --duration 30s --json http://127.0.0.1:8080 > run.json
 
 Exit status: 0 when the run completed or was stopped with Ctrl-C (the report
@@ -55,6 +63,7 @@ Flags:
 type benchConfig struct {
 	opts loadgen.Options
 	json bool
+	tls  tlsFlags
 }
 
 // parseBench parses the flags of "ssehub bench".
@@ -86,6 +95,8 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 	fs.StringVar(&o.IO, "io", "", "subscriber I/O: epoll (Linux, http) or goroutine (default: epoll where possible)")
 	fs.IntVar(&o.Workers, "workers", 0, "epoll loops reading the subscribers (default: half the CPUs, at least 1)")
 	fs.DurationVar(&o.PollEvery, "poll-every", 0, "with epoll I/O, poll the subscribers' sockets this often instead of sleeping in epoll_wait, so that the hub's writes wake no reader on this machine (0: sleep in epoll_wait)")
+	c.tls.register(fs)
+	withEnvHelp(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
@@ -97,6 +108,9 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 	fail := func(format string, a ...any) (benchConfig, int, bool) {
 		fmt.Fprintf(stderr, "ssehub bench: "+format+"\n", a...)
 		return c, exitUsage, false
+	}
+	if err := applyEnv(fs); err != nil {
+		return fail("%v", err)
 	}
 	switch {
 	case len(pos) != 1:
@@ -160,6 +174,9 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 	}
 	if len(header) > 0 {
 		o.Header = header
+	}
+	if o.TLSConfig, err = c.tls.config("bench", stderr); err != nil {
+		return fail("%v", err)
 	}
 	return c, 0, true
 }
@@ -274,9 +291,10 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return code
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "ssehub bench: %s\n", strings.TrimPrefix(err.Error(), "loadgen: "))
+		fmt.Fprintf(stderr, "ssehub bench: %s\n", strings.TrimPrefix(tlsHint(err).Error(), "loadgen: "))
 		return exitFail
 	}
+	c.opts.Warn = func(s string) { fmt.Fprintf(stderr, "ssehub bench: WARNING: %s\n", s) }
 	// Each subscriber is an open file: use all the process may have.
 	if limit, err := loadgen.RaiseOpenFiles(); err == nil && limit > 0 && uint64(c.opts.Subscribers)+64 > limit {
 		return fail(fmt.Errorf("%d subscribers need more open files than the limit of %d: raise the hard limit (ulimit -Hn) or lower --subscribers", c.opts.Subscribers, limit))
@@ -407,6 +425,9 @@ func writeReport(w io.Writer, r *loadgen.Report) {
 		p("foreign", "%s data lines were not payloads of this run", groupDigits(r.Foreign))
 	}
 	if s := r.Server; s != nil {
+		if s.Warning != "" {
+			p("server", "WARNING: %s", s.Warning)
+		}
 		if s.Error != "" {
 			p("server", "pid %d: %s", s.PID, s.Error)
 		} else {
@@ -432,8 +453,11 @@ func writeReport(w io.Writer, r *loadgen.Report) {
 		p("", "data waited for this tool p50 %s, p99 %s, max %s (latency is to the arrival in the socket, without this wait)",
 			fmtMs(t.ReadDelay.P50), fmtMs(t.ReadDelay.P99), fmtMs(t.ReadDelay.Max))
 	}
-	if cores := float64(runtime.NumCPU()); t.CPUPercent > 50*cores || r.Server != nil && r.Server.CPUPercent > 0 && t.CPUPercent > r.Server.CPUPercent {
-		p("", "the tool used much CPU: on this machine it may be what limits the figures")
+	switch {
+	case t.Warning != "":
+		p("", "WARNING: %s", t.Warning)
+	case t.MachineBusyPercent >= 0:
+		p("", "the machine's %d CPUs were %.0f%% busy while publishing, all processes together", t.CPUs, t.MachineBusyPercent)
 	}
 }
 

@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,5 +194,82 @@ func TestBenchInterrupted(t *testing.T) {
 	}
 	if s := out.String(); !strings.Contains(s, "interrupted after") || !strings.Contains(s, "latency") || strings.Contains(s, "0 of 0 expected") {
 		t.Errorf("stdout does not report the interrupted run's figures:\n%s", s)
+	}
+}
+
+// TestBenchServerPID: bench checks that --server-pid holds the hub's
+// listening socket, and warns, naming the process that does, when it
+// does not.
+func TestBenchServerPID(t *testing.T) {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skipf("no /proc here (%v): the check has nothing to read", err)
+	}
+	base := startMemoryHub(t) // in this test process
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		other.Process.Kill()
+		other.Wait()
+	})
+	addr := strings.TrimPrefix(base, "http://")
+	run := func(pid int) (*loadgen.Report, string) {
+		t.Helper()
+		code, stdout, stderr := runMain(t, "bench", "--json", "--subscribers", "2", "--rate", "20", "--duration", "500ms", "--drain", "1s",
+			"--server-pid", strconv.Itoa(pid), base)
+		if code != exitOK {
+			t.Fatalf("bench --server-pid %d: status %d, stderr %q", pid, code, stderr)
+		}
+		var rep loadgen.Report
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Server == nil {
+			t.Fatalf("bench --server-pid %d: no report with a server (%v):\n%s", pid, err, stdout)
+		}
+		return &rep, stderr
+	}
+	rep, stderr := run(other.Process.Pid)
+	want := fmt.Sprintf("pid %d does not listen at %s; pid %d (", other.Process.Pid, addr, os.Getpid())
+	if !strings.Contains(rep.Server.Warning, want) || !strings.Contains(stderr, "ssehub bench: WARNING: "+want) {
+		t.Errorf("server warning %q, stderr %q; want both to say %q", rep.Server.Warning, stderr, want)
+	}
+	if rep, stderr := run(os.Getpid()); rep.Server.Warning != "" || stderr != "" {
+		t.Errorf("--server-pid of the hub: warning %q, stderr %q; want none", rep.Server.Warning, stderr)
+	}
+}
+
+// TestBenchTLS: bench measures an https hub given its certificate with
+// --cacert, and without it stops with one line about --cacert.
+func TestBenchTLS(t *testing.T) {
+	certFile, keyFile := writeTestCert(t)
+	base, _ := startServe(t, parseServeTest(t, "--tls-cert", certFile, "--tls-key", keyFile))
+	code, _, stderr := runMain(t, "bench", "--json", "--subscribers", "2", "--duration", "500ms", base)
+	if code != exitFail || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "certificate signed by unknown authority (the hub's certificate is not trusted: give its CA with --cacert FILE)") {
+		t.Errorf("bench without --cacert: status %d, stderr %q; want 1 and one line about --cacert", code, stderr)
+	}
+	code, stdout, stderr := runMain(t, "bench", "--json", "--subscribers", "2", "--rate", "20", "--duration", "500ms", "--cacert", certFile, base)
+	var rep loadgen.Report
+	if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil || rep.Connected != 2 || rep.Publish.Events != 10 || rep.Delivered != 20 {
+		t.Errorf("bench --cacert: status %d, stderr %q, report %+v; want 0, 2 connected, 10 published, 20 delivered", code, stderr, rep)
+	}
+}
+
+// TestBenchToolWarningShown: the report shows the tool's warning, and
+// otherwise how busy the machine was, without a warning.
+func TestBenchToolWarningShown(t *testing.T) {
+	for _, tt := range []struct {
+		tool    loadgen.ToolReport
+		want    string
+		wantNot string
+	}{
+		{loadgen.ToolReport{IO: loadgen.IOEpoll, Workers: 1, CPUPercent: 13, CPUs: 2, MachineBusyPercent: 60},
+			"the machine's 2 CPUs were 60% busy while publishing", "WARNING"},
+		{loadgen.ToolReport{IO: loadgen.IOEpoll, Workers: 1, CPUPercent: 46, CPUs: 2, MachineBusyPercent: 99, Warning: "the machine was busy"},
+			"WARNING: the machine was busy", "were 99% busy"},
+	} {
+		var b strings.Builder
+		writeReport(&b, &loadgen.Report{Tool: tt.tool})
+		if !strings.Contains(b.String(), tt.want) || strings.Contains(b.String(), tt.wantNot) {
+			t.Errorf("report of %+v:\n%s\nwant %q and no %q", tt.tool, b.String(), tt.want, tt.wantNot)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,10 +10,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ssehub/ssehub/eventsource"
+	"github.com/ssehub/ssehub/internal/problem"
 )
 
 const listenUsage = `Usage: ssehub listen [flags] URL
@@ -21,12 +25,18 @@ Connects to an SSE stream as a browser's EventSource does (reconnecting with
 Last-Event-ID) and prints every event it fires: open, message, named events
 and error.
 
-Example:
+Examples:
   ssehub listen --json --max-events 10 http://127.0.0.1:8080/events?topic=chat
+  ssehub listen --cacert cert.pem https://127.0.0.1:8443/events?topic=chat
 
-Exit status: 0 when stopped by --max-events, --timeout or Ctrl-C; 1 when the
-connection failed for good (a 204, another non-200 status or a content type
-that is not text/event-stream); 2 for bad flags.
+Exit status: 0 when stopped by --max-events, --timeout or Ctrl-C after the
+stream opened; 1 when the connection failed for good (a 204, another
+non-200 status, with the hub's problem detail, or a content type that is
+not text/event-stream), when the hub's certificate is not trusted, or when
+the stream never opened; 2 for bad flags.
+
+The only variable read is SSEHUB_CACERT, shared with the other client
+commands.
 
 Flags:
 `
@@ -40,8 +50,11 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	})
 	lastID := fs.String("last-event-id", "", "send this Last-Event-ID on the first request")
 	maxEvents := fs.Int("max-events", 0, "exit 0 after `N` message events (0: no limit)")
-	timeout := fs.Duration("timeout", 0, "exit 0 after this long (0: no limit)")
+	timeout := fs.Duration("timeout", 0, "stop after this long, with status 0 if the stream opened (0: no limit)")
 	retry := fs.Duration("retry", 0, "initial reconnection delay, until the stream sends retry: (default 3s, as browsers)")
+	var tf tlsFlags
+	tf.register(fs)
+	withEnvHelp(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), listenUsage)
 		fs.PrintDefaults()
@@ -54,6 +67,9 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "ssehub listen: "+format+"\n", a...)
 		return exitUsage
 	}
+	if err := applyEnv(fs); err != nil {
+		return fail("%v", err)
+	}
 	switch {
 	case len(pos) != 1:
 		return fail("want exactly one URL, got %d arguments (run 'ssehub listen -h')", len(pos))
@@ -64,7 +80,16 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	case *retry < 0:
 		return fail("--retry must not be negative")
 	}
+	tlsConf, err := tf.config("listen", stderr)
+	if err != nil {
+		return fail("%v", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	defer tr.CloseIdleConnections()
+	ft := &failureTransport{base: tr}
 	es, err := eventsource.New(pos[0], &eventsource.Options{
+		Client:      &http.Client{Transport: ft},
 		Header:      header,
 		LastEventID: *lastID,
 		Retry:       *retry,
@@ -80,10 +105,21 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 
 	p := newPrinter(stdout, *jsonOut)
 	messages := 0
+	opened := false
+	var lastErr error // of the last error event
 	for ev := range es.Events(ctx) {
 		if err := p.print(ev); err != nil {
 			fmt.Fprintf(stderr, "ssehub listen: %v\n", err)
 			return exitFail
+		}
+		switch {
+		case ev.Type == "open":
+			opened = true
+		case ev.Type == "error" && ev.Err != nil:
+			lastErr = ev.Err
+		}
+		if !opened && isCertError(lastErr) {
+			break // no reconnection can mend it
 		}
 		if ev.IsMessage() {
 			messages++
@@ -93,10 +129,66 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		}
 	}
 	if err := es.Err(); err != nil {
-		fmt.Fprintf(stderr, "ssehub listen: %v\n", err)
+		if re, ok := errors.AsType[*eventsource.ResponseError](err); ok && re.StatusCode != http.StatusOK {
+			fmt.Fprintf(stderr, "ssehub listen: the server answered %s\n", ft.failure(re))
+		} else {
+			fmt.Fprintf(stderr, "ssehub listen: %v\n", err)
+		}
+		return exitFail
+	}
+	if !opened {
+		why := "no answer"
+		if lastErr != nil {
+			why = tlsHint(unwrapURLError(lastErr)).Error()
+		}
+		fmt.Fprintf(stderr, "ssehub listen: the stream never opened: %s\n", why)
 		return exitFail
 	}
 	return exitOK
+}
+
+// A failureTransport keeps the start of the body of the last response
+// that was not a 200, so that listen can show a failed connection's
+// problem detail, which an EventSource does not read.
+type failureTransport struct {
+	base http.RoundTripper
+
+	mu     sync.Mutex // guards status and body
+	status string     // "400 Bad Request"
+	body   []byte
+}
+
+// maxFailureBody bounds the body kept of a failed response.
+const maxFailureBody = 4 << 10
+
+// RoundTrip implements http.RoundTripper.
+func (t *failureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.StatusCode == http.StatusOK {
+		return resp, err
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxFailureBody))
+	t.mu.Lock()
+	t.status, t.body = resp.Status, b
+	t.mu.Unlock()
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+	return resp, nil
+}
+
+// failure returns one line about the response re reports: its status and
+// problem detail.
+func (t *failureTransport) failure(re *eventsource.ResponseError) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	resp := &http.Response{StatusCode: re.StatusCode, Status: t.status, Header: re.Header}
+	if !strings.HasPrefix(t.status, strconv.Itoa(re.StatusCode)+" ") {
+		resp.Status = fmt.Sprintf("%d %s", re.StatusCode, http.StatusText(re.StatusCode))
+		return problem.Message(resp, nil)
+	}
+	return problem.Message(resp, t.body)
 }
 
 // addHeader parses "Key: Value" into h. eventsource.New checks that the

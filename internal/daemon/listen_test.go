@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -238,11 +239,78 @@ func TestListenBadUsage(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	code, stdout, _ := runMain(t, "listen", "-h")
-	if code != exitOK || !strings.Contains(stdout, "Example:") || !strings.Contains(stdout, "-max-events") {
+	if code != exitOK || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "-max-events") {
 		t.Errorf("listen -h: status %d, output %q; want 0 and the usage with an example", code, stdout)
 	}
 	code, stdout, _ = runMain(t, "help")
 	if code != exitOK || !strings.Contains(stdout, "listen") {
 		t.Errorf("help: status %d, output %q; want 0 and the command list", code, stdout)
+	}
+}
+
+// TestListenProblemDetail: a refusal is shown with the hub's problem
+// detail, not only its status.
+func TestListenProblemDetail(t *testing.T) {
+	srv := newScriptServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"type":"about:blank","title":"Bad Request","status":400,"detail":"topic is required"}`)
+	})
+	code, _, stderr := runMain(t, "listen", srv.URL)
+	if want := "ssehub listen: the server answered 400 Bad Request: topic is required\n"; code != exitFail || stderr != want {
+		t.Errorf("status %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+}
+
+// TestListenNeverOpened: a stream that never opened is an error, even
+// when --timeout ends the wait.
+func TestListenNeverOpened(t *testing.T) {
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // never answers
+	}))
+	t.Cleanup(silent.Close)
+	tests := []struct {
+		name, url, want string
+	}{
+		{"nothing listens", "http://" + freeAddr(t) + "/events", "the stream never opened: dial tcp"},
+		{"no answer", silent.URL, "the stream never opened: no answer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runMain(t, "listen", "--timeout", "500ms", tt.url)
+			if code != exitFail || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("status %d, stderr %q; want 1 and one line containing %q", code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+// TestListenTLS: against an https stream, listen stops at once with a
+// one-line error without the server's certificate, and works with
+// --cacert or, with a warning, --insecure.
+func TestListenTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(hold(": open\n\n"))
+	t.Cleanup(srv.Close)
+	cacert := filepath.Join(t.TempDir(), "ca.pem")
+	writePEMCert(t, cacert, srv.Certificate().Raw)
+
+	start := time.Now()
+	code, _, stderr := runMain(t, "listen", "--timeout", "10s", srv.URL)
+	if code != exitFail || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "--cacert") || !strings.Contains(stderr, "never opened") {
+		t.Errorf("listen without --cacert: status %d, stderr %q; want 1 and one line about --cacert", code, stderr)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("listen without --cacert took %v; want it to stop at the first certificate error", took)
+	}
+	for _, tt := range []struct {
+		flag, value, wantErr string
+	}{
+		{"--cacert", cacert, ""},
+		{"--insecure", "true", "WARNING: --insecure"},
+	} {
+		code, stdout, stderr := runMain(t, "listen", "--json", "--timeout", "300ms", tt.flag+"="+tt.value, srv.URL)
+		if code != exitOK || stdout != "{\"type\":\"open\"}\n" || !strings.Contains(stderr, tt.wantErr) || tt.wantErr == "" && stderr != "" {
+			t.Errorf("listen %s: status %d, stdout %q, stderr %q; want 0, the open event and stderr %q", tt.flag, code, stdout, stderr, tt.wantErr)
+		}
 	}
 }

@@ -4,16 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ssehub/ssehub/internal/problem"
 )
@@ -23,21 +28,50 @@ const publishUsage = `Usage: ssehub publish --topic T [flags] [--data D]
 Publishes an event to a hub and prints its ID. Without --data, every line
 of standard input is the data of one event (empty lines are skipped); lines
 are sent in NDJSON batches, and the IDs are printed one per line, in order.
+--data '' publishes one event with empty data.
+
+Each event gets the ID R-N, unless --id gives one: R is random, the same
+for the whole run (13 lower-case letters and digits), and N is the line's
+number on standard input (1 with --data). The hub refuses an ID it already
+holds (409), so a request sent again after an error cannot store its
+events twice: a 409 for a request that may have been stored before is
+taken as "stored", one event at a time.
+
+When the hub cannot be reached, or answers 429, 502, 503 or 504, publish
+says so on stderr, waits (as long as a Retry-After says, else backing off
+up to 5s) and sends the same events again, for up to --retry-for from the
+first failure; then it gives up. A hub restart loses no line and repeats
+none. Any other refusal, an untrusted certificate, or a line that is not
+valid UTF-8 ends publish with status 1 and one line on stderr naming the
+lines not published: the lines before them were published and their IDs
+printed, and nothing after them was sent.
 
 A hub with keys needs a publish token (--token, or SSEHUB_TOKEN, which
-keeps it off the command line). When the hub answers 429, publish waits
-as long as its Retry-After says (up to a minute) and sends again.
+keeps it off the command line). For an https hub with a self-signed
+certificate, give that certificate with --cacert.
 
 Examples:
   ssehub publish --topic chat/general --type message --data 'hello'
-  tail -f app.log | ssehub publish --url http://127.0.0.1:8080 --topic logs/app
+  tail -f app.log | ssehub publish --url http://127.0.0.1:8080 --topic logs/app --retry-for 1h
   SSEHUB_TOKEN=$(cat backend.jwt) ssehub publish --topic chat/general --data 'hi'
+
+Variables: SSEHUB_URL and SSEHUB_TOKEN give the hub and the token, and
+SSEHUB_CACERT is shared with listen and bench; the event's fields are read
+from SSEHUB_PUBLISH_* (listed below), never from serve's variables, so
+that SSEHUB_RETRY, serve's, does not become each event's retry.
+
+Exit status: 0 when every event was published; 1 when some could not be;
+2 for bad flags.
 
 Flags:
 `
 
-// maxBatch bounds the events of one NDJSON request.
-const maxBatch = 1000
+// Bounds of one NDJSON request: events, and bytes of the body (the hub
+// takes 1 MiB by default).
+const (
+	maxBatch      = 1000
+	maxBatchBytes = 256 << 10
+)
 
 // A publishEvent is one event as the hub's JSON and NDJSON publish API
 // takes it.
@@ -48,6 +82,8 @@ type publishEvent struct {
 	ID      string   `json:"id,omitempty"`
 	Retry   int64    `json:"retry,omitempty"` // milliseconds
 	Private bool     `json:"private,omitempty"`
+
+	line int // on stdin; 0 for --data
 }
 
 func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -59,11 +95,14 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return nil
 	})
 	typ := fs.String("type", "", "event type (default: message)")
-	id := fs.String("id", "", "event ID (default: assigned by the hub); only with --data")
-	data := fs.String("data", "", "event data; without it, each stdin line is one event")
+	id := fs.String("id", "", "event ID (default: R-N, see above); only with --data")
+	data := fs.String("data", "", "event data, which may be empty; without it, each stdin line is one event")
 	retry := fs.Duration("retry", 0, "reconnection delay to send with the event")
 	private := fs.Bool("private", false, "deliver only to subscribers authorised for the topic")
 	token := fs.String("token", "", "send this bearer `token` (a JWT from your issuer or 'ssehub token')")
+	retryFor := fs.Duration("retry-for", defaultRetryFor, "while the hub cannot be reached or asks to wait, send again for up to this `duration` from the first failure (0: do not)")
+	var tf tlsFlags
+	tf.register(fs)
 	withEnvHelp(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), publishUsage)
@@ -80,7 +119,7 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if err := applyEnv(fs); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	dataGiven := false // on the command line or, through applyEnv, in SSEHUB_DATA
+	dataGiven := false // on the command line, even empty, or in SSEHUB_PUBLISH_DATA
 	fs.Visit(func(f *flag.Flag) { dataGiven = dataGiven || f.Name == "data" })
 	endpoint, err := eventsURL(*hubURL)
 	switch {
@@ -91,15 +130,39 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	case len(topics) == 0:
 		return fail(exitUsage, "--topic is required")
 	case *id != "" && !dataGiven:
-		return fail(exitUsage, "--id needs --data: IDs are unique, so stdin lines get IDs from the hub")
+		return fail(exitUsage, "--id needs --data: IDs are unique, so stdin lines get IDs of their own")
 	case *retry < 0:
 		return fail(exitUsage, "--retry must not be negative")
+	case *retryFor < 0:
+		return fail(exitUsage, "--retry-for must not be negative")
 	}
-	p := &publisher{client: &http.Client{Timeout: 30 * time.Second}, url: endpoint, token: strings.TrimSpace(*token), out: stdout}
-	base := publishEvent{Topic: topics, Type: *typ, ID: *id, Retry: retry.Milliseconds(), Private: *private}
+	tlsConf, err := tf.config("publish", stderr)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	run, err := newRunID()
+	if err != nil {
+		return fail(exitFail, "%v", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	defer tr.CloseIdleConnections()
+	p := &publisher{
+		client:   &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		url:      endpoint,
+		token:    strings.TrimSpace(*token),
+		out:      stdout,
+		notes:    stderr,
+		retryFor: *retryFor,
+		run:      run,
+	}
+	base := publishEvent{Topic: topics, Type: *typ, Retry: retry.Milliseconds(), Private: *private}
 	if dataGiven {
 		ev := base
-		ev.Data = *data
+		ev.Data, ev.ID = *data, *id
+		if ev.ID == "" {
+			ev.ID = p.eventID(1)
+		}
 		err = p.send(ctx, []publishEvent{ev})
 	} else {
 		err = p.lines(ctx, stdin, base)
@@ -108,6 +171,21 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return fail(exitFail, "%v", err)
 	}
 	return exitOK
+}
+
+// defaultRetryFor is how long publish keeps sending again by default: a
+// hub restart, or a deploy, fits in it with room to spare, and a script
+// whose hub is gone for good learns it within a minute.
+const defaultRetryFor = time.Minute
+
+// newRunID returns the R of the IDs R-N: 13 characters of base32, 65
+// random bits.
+func newRunID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random run ID: %w", err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
 }
 
 // eventsURL returns the publish endpoint of the hub at base: base itself
@@ -126,40 +204,56 @@ func eventsURL(base string) (string, error) {
 	return u.String(), nil
 }
 
-// A publisher posts events to a hub and prints their IDs.
+// A publisher posts events to a hub and prints their IDs. It sends one
+// request at a time, so the hub stores the events in the order given.
 type publisher struct {
-	client *http.Client
-	url    string
-	token  string // sent as a bearer token when not empty
-	out    io.Writer
+	client   *http.Client
+	url      string
+	token    string    // sent as a bearer token when not empty
+	out      io.Writer // the IDs
+	notes    io.Writer // stderr: what publish waits for
+	retryFor time.Duration
+	run      string // the R of the IDs R-N
 }
 
-// maxRetryAfter is the longest Retry-After that send waits for.
-const maxRetryAfter = time.Minute
+// eventID returns the ID of the event of stdin line n (1 with --data).
+func (p *publisher) eventID(n int) string {
+	return p.run + "-" + strconv.Itoa(n)
+}
 
 // lines publishes each non-empty line of r as one event's data. Lines are
 // batched while more input is already buffered, so a pipe is sent in large
-// NDJSON requests while a person typing sees each ID at once.
+// NDJSON requests while a person typing sees each ID at once. A line that
+// is not valid UTF-8 ends it, after the lines before it are published.
 func (p *publisher) lines(ctx context.Context, r io.Reader, base publishEvent) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var batch []publishEvent
+	size := 0
+	n := 0 // lines read
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read stdin: %w", err)
-		}
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if line != "" {
-			ev := base
-			ev.Data = line
-			batch = append(batch, ev)
+			return p.flushThen(ctx, batch, fmt.Errorf("read stdin after line %d: %w", n, err))
 		}
 		eof := err != nil
-		if len(batch) > 0 && (eof || len(batch) >= maxBatch || br.Buffered() == 0) {
+		if line != "" {
+			n++
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if !utf8.ValidString(line) {
+			return p.flushThen(ctx, batch, fmt.Errorf("line %d is not valid UTF-8 (at byte %d): it and the lines after it were not published", n, invalidUTF8At(line)+1))
+		}
+		if line != "" {
+			ev := base
+			ev.Data, ev.ID, ev.line = line, p.eventID(n), n
+			batch = append(batch, ev)
+			size += jsonSize(&ev)
+		}
+		if len(batch) > 0 && (eof || len(batch) >= maxBatch || size >= maxBatchBytes || br.Buffered() == 0) {
 			if err := p.send(ctx, batch); err != nil {
 				return err
 			}
-			batch = batch[:0]
+			batch, size = batch[:0], 0
 		}
 		if eof {
 			return nil
@@ -167,32 +261,161 @@ func (p *publisher) lines(ctx context.Context, r io.Reader, base publishEvent) e
 	}
 }
 
-// send publishes events: one as JSON, several as an NDJSON batch. On a
-// 429 it waits for the Retry-After the hub gives, if at most
-// maxRetryAfter, and sends again.
+// jsonSize returns about how many bytes ev takes in JSON, or more.
+func jsonSize(ev *publishEvent) int {
+	n := 64 + len(ev.Type) + len(ev.ID)
+	for _, t := range ev.Topic {
+		n += len(t) + 3
+	}
+	for i := 0; i < len(ev.Data); i++ {
+		switch c := ev.Data[i]; {
+		case c < 0x20:
+			n += 6 // \u00XX
+		case c == '"' || c == '\\':
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// flushThen publishes batch and returns err, or the error of publishing.
+func (p *publisher) flushThen(ctx context.Context, batch []publishEvent, err error) error {
+	if len(batch) > 0 {
+		if e := p.send(ctx, batch); e != nil {
+			return e
+		}
+	}
+	return err
+}
+
+// invalidUTF8At returns the offset of the first byte of s that is not
+// part of valid UTF-8.
+func invalidUTF8At(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return i
+			}
+		}
+	}
+	return len(s)
+}
+
+// Backoff between attempts when the hub gives no Retry-After.
+const (
+	minBackoff = 200 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// send publishes events in one request and prints their IDs. It sends
+// again while the hub cannot be reached or asks to wait, for up to
+// retryFor, and resolves a 409 for events an earlier attempt may have
+// stored one event at a time.
 func (p *publisher) send(ctx context.Context, events []publishEvent) error {
+	return p.sendAgain(ctx, events, false)
+}
+
+// sendAgain is send; maybeStored says that an earlier request may have
+// stored events.
+func (p *publisher) sendAgain(ctx context.Context, events []publishEvent, maybeStored bool) error {
+	var (
+		first   time.Time // of the failures of this request; zero while none
+		noted   bool      // a wait was announced on stderr
+		lastMsg string
+		backoff = minBackoff
+	)
 	for {
-		wait, err := p.post(ctx, events)
+		a := p.post(ctx, events)
+		switch {
+		case a.err == nil:
+			if noted {
+				fmt.Fprintf(p.notes, "ssehub publish: the hub answered after %s; going on\n", time.Since(first).Round(100*time.Millisecond))
+			}
+			return p.print(a.ids)
+		case a.status == http.StatusConflict && maybeStored && len(events) == 1:
+			// The ID is taken: by this very event, sent before.
+			return p.print([]string{events[0].ID})
+		case a.status == http.StatusConflict && maybeStored && len(events) > 1:
+			// At least one event of the batch is stored, maybe all:
+			// find which, one at a time.
+			for i := range events {
+				if err := p.sendAgain(ctx, events[i:i+1], true); err != nil {
+					return err
+				}
+			}
+			return nil
+		case !a.again:
+			return p.failed(events, a.err)
+		}
+		maybeStored = maybeStored || a.maybeStored
+		now := time.Now()
+		if first.IsZero() {
+			first = now
+		}
+		deadline := first.Add(p.retryFor)
+		wait := a.retryAfter
 		if wait == 0 {
-			return err
+			wait = backoff/2 + time.Duration(mrand.Int64N(int64(backoff/2)+1))
+			backoff = min(2*backoff, maxBackoff)
+		}
+		if !now.Before(deadline) {
+			if p.retryFor == 0 {
+				return p.failed(events, a.err)
+			}
+			return p.failed(events, fmt.Errorf("gave up after %s (--retry-for): %w", p.retryFor, a.err))
+		}
+		wait = min(wait, deadline.Sub(now))
+		if msg := a.err.Error(); msg != lastMsg {
+			lastMsg = msg
+			noted = a.status != http.StatusTooManyRequests || noted
+			fmt.Fprintf(p.notes, "ssehub publish: waiting for the hub: %s; sending again for up to %s\n", msg, deadline.Sub(now).Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return p.failed(events, fmt.Errorf("interrupted while waiting for the hub: %w", a.err))
 		case <-time.After(wait):
 		}
 	}
 }
 
-// post sends events once. When the hub answers 429 with a Retry-After of
-// at most maxRetryAfter, it returns that delay with the error.
-func (p *publisher) post(ctx context.Context, events []publishEvent) (time.Duration, error) {
+// failed returns err, saying which lines of stdin were not published.
+func (p *publisher) failed(events []publishEvent, err error) error {
+	first := events[0].line
+	switch {
+	case first == 0:
+		return err
+	case len(events) == 1:
+		return fmt.Errorf("line %d and any after it not published: %w", first, err)
+	}
+	return fmt.Errorf("lines %d-%d and any after them not published: %w", first, events[len(events)-1].line, err)
+}
+
+// print writes ids, one a line.
+func (p *publisher) print(ids []string) error {
+	_, err := io.WriteString(p.out, strings.Join(ids, "\n")+"\n")
+	return err
+}
+
+// An attempt is the outcome of one publish request.
+type attempt struct {
+	ids         []string      // the hub's answer, when err is nil
+	err         error         // one line
+	status      int           // the hub's answer; 0 when there was none
+	again       bool          // worth sending again
+	retryAfter  time.Duration // as the hub asked; 0: back off
+	maybeStored bool          // the hub may have stored the events
+}
+
+// post sends events once: one as JSON, several as an NDJSON batch.
+func (p *publisher) post(ctx context.Context, events []publishEvent) attempt {
 	var body bytes.Buffer
 	enc := json.NewEncoder(&body)
 	enc.SetEscapeHTML(false)
 	for _, ev := range events {
 		if err := enc.Encode(ev); err != nil {
-			return 0, err
+			return attempt{err: err}
 		}
 	}
 	ctype := "application/json"
@@ -201,7 +424,7 @@ func (p *publisher) post(ctx context.Context, events []publishEvent) (time.Durat
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, &body)
 	if err != nil {
-		return 0, err
+		return attempt{err: err}
 	}
 	req.Header.Set("Content-Type", ctype)
 	if p.token != "" {
@@ -209,26 +432,75 @@ func (p *publisher) post(ctx context.Context, events []publishEvent) (time.Durat
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return 0, err
+		return transportAttempt(ctx, err)
 	}
 	defer resp.Body.Close()
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return 0, fmt.Errorf("read response: %w", err)
+		a := transportAttempt(ctx, fmt.Errorf("read the hub's answer: %w", err))
+		a.maybeStored = true
+		return a
 	}
 	if resp.StatusCode != http.StatusOK {
-		err := errors.New("hub answered " + problem.Message(resp, respBody))
-		if resp.StatusCode == http.StatusTooManyRequests {
-			if s, e := strconv.Atoi(resp.Header.Get("Retry-After")); e == nil && s > 0 && time.Duration(s)*time.Second <= maxRetryAfter {
-				return time.Duration(s) * time.Second, err
-			}
+		a := attempt{err: errors.New("hub answered " + problem.Message(resp, respBody)), status: resp.StatusCode}
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			// The hub stored nothing; a proxy in front of it had no hub.
+			a.again = true
+			a.retryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		case http.StatusBadGateway, http.StatusGatewayTimeout:
+			// A proxy lost the hub, maybe after it had the request.
+			a.again, a.maybeStored = true, true
 		}
-		return 0, err
+		return a
 	}
 	ids := strings.Split(strings.TrimRight(string(respBody), "\n"), "\n")
 	if len(ids) != len(events) {
-		return 0, fmt.Errorf("hub answered %d IDs for %d events", len(ids), len(events))
+		return attempt{err: fmt.Errorf("hub answered %d IDs for %d events", len(ids), len(events)), status: resp.StatusCode}
 	}
-	_, err = io.WriteString(p.out, strings.Join(ids, "\n")+"\n")
-	return 0, err
+	return attempt{ids: ids, status: resp.StatusCode}
+}
+
+// transportAttempt classifies a request that got no answer.
+func transportAttempt(ctx context.Context, err error) attempt {
+	err = unwrapURLError(err)
+	if ctx.Err() != nil {
+		return attempt{err: fmt.Errorf("interrupted: %w", err)}
+	}
+	if isCertError(err) {
+		return attempt{err: tlsHint(err)}
+	}
+	// A request that never had a connection stored nothing; any other
+	// may have reached the hub.
+	var op *net.OpError
+	dial := errors.As(err, &op) && op.Op == "dial"
+	return attempt{err: err, again: true, maybeStored: !dial}
+}
+
+// unwrapURLError drops the *url.Error around a client's error: its
+// method and URL repeat what the user gave.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// retryAfter parses a Retry-After header, seconds or an HTTP date, into a
+// wait from now; 0 when absent or unusable.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

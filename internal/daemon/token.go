@@ -12,31 +12,39 @@ import (
 	"github.com/ssehub/ssehub/hub/jwtauth"
 )
 
-const tokenUsage = `Usage: ssehub token (--secret S | --key FILE) [flags]
+const tokenUsage = `Usage: ssehub token (--secret-file FILE | --key FILE) [flags]
 
 Mints a signed token for development and tests and prints it. It grants the
 topics of --publish and --subscribe, selectors as in subscriptions (* one
 segment, a final ** one or more). A hub verifies it with the same secret
-(--jwt-secret) or with the public key of FILE (--jwt-public-key). Production
-tokens come from your identity provider: docs/TOKENS.md has the claim.
+(serve --jwt-secret-file) or with the public key of the --key FILE (serve
+--jwt-public-key). Production tokens come from your identity provider:
+docs/TOKENS.md has the claim. A token that grants no topic only says who
+its bearer is (which a hub with --no-anonymous asks of subscribers):
+token warns about it.
 
 Examples:
-  ssehub token --secret "$SECRET" --publish 'chat/**' --sub backend
+  ssehub token --secret-file jwt-secret --publish 'chat/**' --sub backend
   ssehub token --key ed25519.pem --subscribe 'user/42/*' --sub user-42 --ttl 15m
-  curl -H "Authorization: Bearer $(ssehub token --secret "$SECRET" --publish chat/general)" \
+  curl -H "Authorization: Bearer $(ssehub token --secret-file jwt-secret --publish chat/general)" \
     -d topic=chat/general -d data=hello http://127.0.0.1:8080/events
 
---secret signs HS256 and must be at least 32 bytes (openssl rand -hex 32).
---key is a PEM private key (PKCS #8, PKCS #1 or SEC 1): RSA signs RS256,
-ECDSA ES256/ES384/ES512 by its curve, Ed25519 EdDSA. This command reads no
-SSEHUB_* variables.
+The secret signs HS256 and must be at least 32 bytes (openssl rand -hex 32):
+--secret-file reads it from a file (one line; a trailing newline is
+ignored), as serve --jwt-secret-file does. Serve's variables
+SSEHUB_JWT_SECRET_FILE and SSEHUB_JWT_SECRET give it too, so one exported
+variable serves both commands; --secret S is there too, but a command line
+is visible to every user of the machine. --key is a PEM private key (PKCS
+#8, PKCS #1 or SEC 1): RSA signs RS256, ECDSA ES256/ES384/ES512 by its
+curve, Ed25519 EdDSA. No other variable is read.
 
 Flags:
 `
 
 func runToken(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	secret := fs.String("secret", "", "sign HS256 with this HMAC `secret` (at least 32 bytes)")
+	secret := fs.String("secret", "", "sign HS256 with this HMAC `secret` of at least 32 bytes (prefer --secret-file: a command line is visible to every user of the machine)")
+	secretFile := fs.String("secret-file", "", "sign HS256 with the HMAC secret in this `file` (one line; a trailing newline is ignored)")
 	keyFile := fs.String("key", "", "sign with the PEM private key in this `file` (RSA, ECDSA or Ed25519)")
 	var publish, subscribe []string
 	fs.Func("publish", "grant publishing to topics this `selector` matches (repeatable)", func(s string) error {
@@ -51,6 +59,7 @@ func runToken(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	sub := fs.String("sub", "", "the sub claim: who the bearer is")
 	aud := fs.String("aud", "", "the aud claim: the hub it is for (see serve --jwt-audience)")
 	iss := fs.String("iss", "", "the iss claim: who issued it (see serve --jwt-issuer)")
+	withEnvHelp(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), tokenUsage)
 		fs.PrintDefaults()
@@ -63,13 +72,29 @@ func runToken(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		fmt.Fprintf(stderr, "ssehub token: "+format+"\n", a...)
 		return exitUsage
 	}
+	// What the command line gives wins over serve's variables.
+	fromEnv := false
+	if *secret == "" && *secretFile == "" && *keyFile == "" {
+		if err := applyEnv(fs); err != nil {
+			return fail("%v", err)
+		}
+		fromEnv = true
+	}
+	given := 0
+	for _, s := range []string{*secret, *secretFile, *keyFile} {
+		if s != "" {
+			given++
+		}
+	}
 	switch {
 	case len(pos) > 0:
 		return fail("unexpected argument %q (run 'ssehub token -h')", pos[0])
-	case (*secret == "") == (*keyFile == ""):
-		return fail("give exactly one of --secret and --key")
-	case *secret != "" && len(*secret) < jwtauth.MinSecretLen:
-		return fail("--secret is %d bytes; use at least %d (openssl rand -hex 32)", len(*secret), jwtauth.MinSecretLen)
+	case given == 0:
+		return fail("give --secret-file, --secret or --key (or set SSEHUB_JWT_SECRET_FILE)")
+	case given > 1 && fromEnv:
+		return fail("SSEHUB_JWT_SECRET and SSEHUB_JWT_SECRET_FILE are both set: keep one")
+	case given > 1:
+		return fail("give only one of --secret-file, --secret and --key")
 	case *ttl <= 0:
 		return fail("--ttl must be positive")
 	}
@@ -83,7 +108,26 @@ func runToken(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 			return fail("--subscribe: %v", err)
 		}
 	}
-	var key any = []byte(*secret)
+	var key any
+	if *secret != "" || *secretFile != "" {
+		secretFlag, fileFlag := "--secret", "--secret-file"
+		if fromEnv {
+			secretFlag, fileFlag = "SSEHUB_JWT_SECRET", "SSEHUB_JWT_SECRET_FILE"
+		}
+		b, what := []byte(*secret), "the secret of "+secretFlag
+		if *secretFile != "" {
+			var err error
+			if b, err = readSecretFile(*secretFile); err != nil {
+				return fail("%s: %v", fileFlag, err)
+			}
+			what = "the secret in " + fileFlag + " " + *secretFile
+		}
+		if len(b) < jwtauth.MinSecretLen {
+			// Its length is shown, never the secret.
+			return fail("%s is %d bytes; use at least %d (openssl rand -hex 32)", what, len(b), jwtauth.MinSecretLen)
+		}
+		key = b
+	}
 	if *keyFile != "" {
 		pem, err := os.ReadFile(*keyFile)
 		if err != nil {
@@ -105,6 +149,9 @@ func runToken(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	})
 	if err != nil {
 		return fail("%v", err)
+	}
+	if len(publish) == 0 && len(subscribe) == 0 {
+		fmt.Fprintln(stderr, "ssehub token: warning: the token grants no topic (no --publish, no --subscribe): it can neither publish nor receive private events, and only tells a hub with --no-anonymous who subscribes")
 	}
 	if _, err := fmt.Fprintln(stdout, tok); err != nil {
 		fmt.Fprintf(stderr, "ssehub token: %v\n", err)

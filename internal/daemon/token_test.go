@@ -126,6 +126,8 @@ func TestToken(t *testing.T) {
 			jwtauth.Config{PublicKeys: [][]byte{readFile(kp["rsa"].public)}}, "", "a/*/c", "", time.Hour},
 		{"flags after nothing else", []string{"--publish=p", "--secret=" + testSecret},
 			jwtauth.Config{Secret: []byte(testSecret)}, "", "p", "", time.Hour},
+		{"secret file", []string{"--secret-file", secretFile(t, testSecret+"\r\n"), "--publish", "p"},
+			jwtauth.Config{Secret: []byte(testSecret)}, "", "p", "", time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,7 +151,7 @@ func TestToken(t *testing.T) {
 		})
 	}
 	// A token for another key, audience or issuer is refused.
-	tok := mintCmd(t, "--secret", testSecret, "--aud", "hub-b", "--iss", "dev")
+	tok := mintCmd(t, "--secret", testSecret, "--aud", "hub-b", "--iss", "dev", "--subscribe", "a")
 	for _, c := range []jwtauth.Config{
 		{Secret: []byte(strings.Repeat("x", 32))},
 		{Secret: []byte(testSecret), Audience: "hub-a"},
@@ -167,15 +169,21 @@ func TestToken(t *testing.T) {
 }
 
 func TestTokenFails(t *testing.T) {
+	t.Setenv("SSEHUB_JWT_SECRET", "")
+	t.Setenv("SSEHUB_JWT_SECRET_FILE", "")
 	kp := testKeyPairs(t)
+	short := secretFile(t, "s3cret\n")
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"no key", []string{"--publish", "a"}, "give exactly one of --secret and --key"},
-		{"both keys", []string{"--secret", testSecret, "--key", kp["rsa"].private}, "give exactly one of --secret and --key"},
-		{"short secret", []string{"--secret", "s3cret"}, "--secret is 6 bytes; use at least 32"},
+		{"no key", []string{"--publish", "a"}, "give --secret-file, --secret or --key (or set SSEHUB_JWT_SECRET_FILE)"},
+		{"both keys", []string{"--secret", testSecret, "--key", kp["rsa"].private}, "give only one of --secret-file, --secret and --key"},
+		{"secret and file", []string{"--secret", testSecret, "--secret-file", short}, "give only one of --secret-file, --secret and --key"},
+		{"short secret", []string{"--secret", "s3cret"}, "the secret of --secret is 6 bytes; use at least 32"},
+		{"short secret file", []string{"--secret-file", short}, "the secret in --secret-file " + short + " is 6 bytes; use at least 32"},
+		{"no secret file", []string{"--secret-file", filepath.Join(t.TempDir(), "none")}, "--secret-file: open"},
 		{"zero ttl", []string{"--secret", testSecret, "--ttl", "0"}, "--ttl must be positive"},
 		{"negative ttl", []string{"--secret", testSecret, "--ttl", "-1h"}, "--ttl must be positive"},
 		{"bad ttl", []string{"--secret", testSecret, "--ttl", "soon"}, `invalid value "soon" for flag -ttl`},
@@ -194,9 +202,71 @@ func TestTokenFails(t *testing.T) {
 	}
 }
 
+// secretFile writes content to a new file and returns its name.
+func secretFile(t *testing.T, content string) string {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "jwt-secret")
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// TestTokenEnv: token reads the secret from serve's variables, so that
+// one exported variable serves both and no secret is on a command line;
+// what the command line gives wins.
+func TestTokenEnv(t *testing.T) {
+	kp := testKeyPairs(t)
+	other := strings.Repeat("z", 32)
+	verify := func(t *testing.T, tok string, c jwtauth.Config) {
+		t.Helper()
+		v, err := jwtauth.New(t.Context(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(t.Context(), tok); err != nil {
+			t.Errorf("Verify = %v; want the token signed with the key given", err)
+		}
+	}
+	tests := []struct {
+		name       string
+		secret     string // SSEHUB_JWT_SECRET
+		secretFile string // SSEHUB_JWT_SECRET_FILE
+		args       []string
+		want       jwtauth.Config
+	}{
+		{"SSEHUB_JWT_SECRET_FILE", "", secretFile(t, testSecret+"\n"), nil, jwtauth.Config{Secret: []byte(testSecret)}},
+		{"SSEHUB_JWT_SECRET", testSecret, "", nil, jwtauth.Config{Secret: []byte(testSecret)}},
+		{"--secret-file wins", other, "", []string{"--secret-file", secretFile(t, testSecret)}, jwtauth.Config{Secret: []byte(testSecret)}},
+		{"--key wins", "", secretFile(t, other), []string{"--key", kp["ed25519"].private}, jwtauth.Config{PublicKeys: [][]byte{mustRead(t, kp["ed25519"].public)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("SSEHUB_JWT_SECRET", tt.secret)
+			t.Setenv("SSEHUB_JWT_SECRET_FILE", tt.secretFile)
+			verify(t, mintCmd(t, append(tt.args, "--publish", "a")...), tt.want)
+		})
+	}
+	t.Setenv("SSEHUB_JWT_SECRET", testSecret)
+	t.Setenv("SSEHUB_JWT_SECRET_FILE", secretFile(t, testSecret))
+	checkFails(t, []string{"token", "--publish", "a"}, exitUsage, "SSEHUB_JWT_SECRET and SSEHUB_JWT_SECRET_FILE are both set")
+	t.Setenv("SSEHUB_JWT_SECRET_FILE", "")
+	t.Setenv("SSEHUB_JWT_SECRET", "short")
+	checkFails(t, []string{"token", "--publish", "a"}, exitUsage, "the secret of SSEHUB_JWT_SECRET is 5 bytes")
+}
+
+// TestTokenGrantsNothing: a token without --publish or --subscribe is
+// minted, with a warning.
+func TestTokenGrantsNothing(t *testing.T) {
+	code, stdout, stderr := runMain(t, "token", "--secret", testSecret, "--sub", "alice")
+	if code != exitOK || strings.Count(stdout, "\n") != 1 || !strings.Contains(stderr, "warning: the token grants no topic") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("status %d, stdout %q, stderr %q; want 0, the token, and one warning line", code, stdout, stderr)
+	}
+}
+
 func TestTokenHelp(t *testing.T) {
 	code, stdout, _ := runMain(t, "token", "--help")
-	if code != exitOK || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "ssehub token --secret") || !strings.Contains(stdout, "-subscribe selector") {
+	if code != exitOK || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "ssehub token --secret-file") || !strings.Contains(stdout, "-subscribe selector") || !strings.Contains(stdout, "[$SSEHUB_JWT_SECRET_FILE]") {
 		t.Errorf("token --help: status %d, stdout %q; want 0 and usage with examples and flags", code, stdout)
 	}
 	if _, stdout, _ = runMain(t, "help"); !strings.Contains(stdout, "token") {
@@ -399,7 +469,7 @@ func TestJWTFlagsJWKS(t *testing.T) {
 	if err != nil || g.Subject != "u1" || selectorStrings(g.Subscribe) != "user/1/*" {
 		t.Errorf("Verify = %+v, %v; want u1's grant", g, err)
 	}
-	if _, err := v.Verify(t.Context(), mintCmd(t, "--key", kp["rsa"].private)); !errors.Is(err, hub.ErrInvalidToken) {
+	if _, err := v.Verify(t.Context(), mintCmd(t, "--key", kp["rsa"].private, "--publish", "a")); !errors.Is(err, hub.ErrInvalidToken) {
 		t.Errorf("Verify(other key) = %v; want an invalid token", err)
 	}
 }

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -44,6 +45,11 @@ type Options struct {
 	// Header is added to every subscribe and publish request, such as an
 	// Authorization header. It may be nil.
 	Header http.Header
+
+	// TLSConfig configures the https connections of the subscribers and
+	// of the publisher: which certificates verify the hub. Run does not
+	// modify it. If nil, the system's roots do.
+	TLSConfig *tls.Config
 
 	// Subscribers is how many subscriptions to open. If zero, 100.
 	Subscribers int
@@ -96,8 +102,17 @@ type Options struct {
 	SourceIPs []netip.Addr
 
 	// ServerPID, if not zero, is the hub's process, whose memory and CPU
-	// use are read from /proc and reported.
+	// use are read from /proc and reported. Run checks, through /proc,
+	// that the process holds the socket that listens at the URL's
+	// address, and says so in ServerReport.Warning when it cannot tell or
+	// when another process does.
 	ServerPID int
+
+	// Warn, if not nil, is called with each warning found before the
+	// run starts (such as ServerReport.Warning), from the goroutine that
+	// called Run, so that a person can stop a run that would measure the
+	// wrong thing. The report holds the warnings too.
+	Warn func(string)
 
 	// IO is IOEpoll or IOGoroutine. If empty, IOEpoll where it is
 	// available (Linux, an http URL), else IOGoroutine.
@@ -301,6 +316,10 @@ type ServerReport struct {
 	CPUPercent        float64 `json:"cpu_percent"`
 	// Error says why the process could not be read, when it could not.
 	Error string `json:"error,omitempty"`
+	// Warning says why these figures may not be the hub's: the process
+	// does not hold the socket listening at the hub's address, or that
+	// could not be checked.
+	Warning string `json:"warning,omitempty"`
 }
 
 // A ToolReport holds this process's own resource use, so that a reader
@@ -319,6 +338,15 @@ type ToolReport struct {
 	// MaxRSSKiB the peak.
 	RSSConnectedKiB int64 `json:"rss_connected_kib"`
 	MaxRSSKiB       int64 `json:"max_rss_kib"`
+	// CPUs is how many CPUs this machine has, and MachineBusyPercent how
+	// busy they were, all processes together, while publishing and
+	// draining: 100 means that every CPU was busy all the time (Linux
+	// /proc/stat; -1 where unknown).
+	CPUs               int     `json:"cpus"`
+	MachineBusyPercent float64 `json:"machine_busy_percent"`
+	// Warning, when not empty, says why this tool may be what limits
+	// the figures: see toolWarning.
+	Warning string `json:"warning,omitempty"`
 	// ArrivalTimes is set when events were timed by their arrival in the
 	// socket, as the kernel recorded it (IOEpoll on Linux 5.1+), rather
 	// than when this tool read them. ReadDelay is then how long data
@@ -541,6 +569,10 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 		if srv, err = watchProc(opts.ServerPID); err != nil {
 			return nil, err
 		}
+		srv.warning = checkListener(opts.ServerPID, tgt.addr)
+		if srv.warning != "" && opts.Warn != nil {
+			opts.Warn(srv.warning)
+		}
 	}
 	r := &run{o: opts, tgt: tgt, settled: make(chan struct{}), abort: make(chan struct{})}
 	r.subs = make([]*sub, opts.Subscribers)
@@ -578,6 +610,7 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 	interrupted := r.connectAll(ctx, model, m)
 	t1 := time.Now()
 	cpu1 := selfCPU()
+	mBusy1, mTotal1, mOK1 := machineCPU()
 	srv.sample()
 	rep.ConnectSeconds = t1.Sub(t0).Seconds()
 	rep.Tool.ConnectCPUPercent = cpuPercent(cpu1-cpu0, t1.Sub(t0))
@@ -594,6 +627,7 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 	}
 	t2 := time.Now()
 	cpu2 := selfCPU()
+	mBusy2, mTotal2, mOK2 := machineCPU()
 	srv.sample()
 	r.stopping.Store(true)
 	model.close()
@@ -602,11 +636,17 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 	rep.Interrupted = interrupted
 	rep.Elapsed = time.Since(t0).Seconds()
 	rep.Tool.CPUPercent = cpuPercent(cpu2-cpu1, t2.Sub(t1))
+	rep.Tool.CPUs = runtime.NumCPU()
+	rep.Tool.MachineBusyPercent = -1
+	if mOK1 && mOK2 && mTotal2 > mTotal1 {
+		rep.Tool.MachineBusyPercent = 100 * float64(mBusy2-mBusy1) / float64(mTotal2-mTotal1)
+	}
 	rep.Tool.MaxRSSKiB = maxRSS()
 	if srv != nil {
 		rep.Server = srv.report(t1.Sub(t0), t2.Sub(t1), r.opened.Load())
 	}
 	r.fill(rep, model, pub, &steady)
+	rep.Tool.Warning = toolWarning(&rep.Tool, rep.Server)
 	if rep.Connected == 0 {
 		err := ErrNoSubscriber
 		if r.firstErr != nil {
@@ -977,6 +1017,61 @@ func (m *meter) report(phase string, start time.Time, total time.Duration) {
 		Connected: int(m.r.open.Load()), Subscribers: len(m.r.subs),
 		Delivered: n, PerSecond: rate, P99: m.scratch.quantile(0.99),
 	})
+}
+
+// Thresholds of toolWarning, calibrated on runs of this tool and a hub
+// (memory store) on one 2-CPU machine: at 100 subscribers and 10
+// events/s the tool used 4% of a core and the hub 2%, and the old rule
+// (the tool used more than the hub) warned about nothing that mattered;
+// from 1,000 subscribers and 100 events/s up the machine was 98-100%
+// busy, the tool used 40-60% of a core and the hub 40-85%, and every CPU
+// second the tool took was one the hub could not have.
+const (
+	// busyMachine is how busy, in percent of all CPUs, a machine is
+	// saturated: runnable threads, the hub's among them, wait for a CPU.
+	busyMachine = 90
+	// toolShare is the least CPU, in percent of one core, that the tool
+	// must use on a saturated machine to be worth a warning: running it
+	// elsewhere would give the hub less than a fifth of a core.
+	toolShare = 20
+	// loopBusy is how busy, in percent of a core, each I/O loop (or, with
+	// goroutine I/O, each CPU) must be for the tool to be falling behind
+	// on its own.
+	loopBusy = 80
+)
+
+// toolWarning says, from the CPU that this tool and the machine used
+// while publishing, whether the tool may have limited the figures: when
+// its own loops were nearly always busy, or when the machine was
+// saturated and the tool took a material share of it. Where the machine's
+// use is unknown, it warns when the tool used half of all CPUs.
+func toolWarning(t *ToolReport, srv *ServerReport) string {
+	loops := t.CPUs
+	if t.IO == IOEpoll && t.Workers > 0 {
+		loops = min(t.Workers, max(t.CPUs, 1))
+	}
+	hub := ""
+	if srv != nil && srv.Error == "" && srv.Warning == "" {
+		hub = fmt.Sprintf(", the hub %.0f%%", srv.CPUPercent)
+	}
+	switch {
+	case loops > 0 && t.CPUPercent >= loopBusy*float64(loops):
+		what := fmt.Sprintf("%d epoll loop", loops)
+		if loops > 1 {
+			what += "s"
+		}
+		advice := "give --workers more"
+		if t.IO != IOEpoll {
+			what, advice = fmt.Sprintf("%d CPUs", loops), "run it on another machine"
+		}
+		return fmt.Sprintf("this tool used %.0f%% of a core with %s: it may not have kept up, and be what limits the figures (%s)", t.CPUPercent, what, advice)
+	case t.MachineBusyPercent >= busyMachine && t.CPUPercent >= toolShare:
+		return fmt.Sprintf("the machine's %d CPUs were %.0f%% busy while publishing (this tool %.0f%% of a core%s): the hub had less CPU than it could have used, so the figures may understate it (run the tool on another machine)",
+			t.CPUs, t.MachineBusyPercent, t.CPUPercent, hub)
+	case t.MachineBusyPercent < 0 && t.CPUs > 0 && t.CPUPercent >= 50*float64(t.CPUs):
+		return fmt.Sprintf("this tool used %.0f%% of a core, half of this machine's %d CPUs: it may be what limits the figures", t.CPUPercent, t.CPUs)
+	}
+	return ""
 }
 
 func cpuPercent(cpu, wall time.Duration) float64 {

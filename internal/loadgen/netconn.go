@@ -139,6 +139,14 @@ func (c *connIO) dial(ctx context.Context, sb *sub) (net.Conn, error) {
 	if err != nil {
 		host = c.r.tgt.host
 	}
-	td := &tls.Dialer{NetDialer: d, Config: &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}}}
+	cfg := &tls.Config{}
+	if c.r.o.TLSConfig != nil {
+		cfg = c.r.o.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	td := &tls.Dialer{NetDialer: d, Config: cfg}
 	return td.DialContext(ctx, "tcp", addr)
 }

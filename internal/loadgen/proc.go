@@ -15,10 +15,11 @@ const clockTick = 10 * time.Millisecond
 // A procWatch samples another process's RSS and CPU time at the phase
 // boundaries of a run. A nil *procWatch samples nothing.
 type procWatch struct {
-	pid int
-	rss []int64
-	cpu []time.Duration
-	err error // the first failed sample
+	pid     int
+	rss     []int64
+	cpu     []time.Duration
+	err     error  // the first failed sample
+	warning string // from checkListener
 }
 
 // watchProc checks that pid can be read.
@@ -50,7 +51,7 @@ func (p *procWatch) sample() {
 // report makes the server report from the three samples: before
 // connecting, after, and at the end.
 func (p *procWatch) report(connecting, running time.Duration, connected int64) *ServerReport {
-	r := &ServerReport{PID: p.pid}
+	r := &ServerReport{PID: p.pid, Warning: p.warning}
 	if p.err != nil {
 		r.Error = p.err.Error()
 	}
@@ -105,4 +106,38 @@ func readCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
 	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// machineCPU returns the busy and total CPU time of the machine, all
+// CPUs together, from the first line of /proc/stat; ok is false where
+// there is none.
+func machineCPU() (busy, total time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	return parseStat(b)
+}
+
+// parseStat reads the "cpu" line of /proc/stat: user, nice, system,
+// idle, iowait, irq, softirq and steal ticks (later fields, guest time,
+// are already counted in user and nice). Idle and iowait are not busy.
+func parseStat(b []byte) (busy, total time.Duration, ok bool) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 5 || string(f[0]) != "cpu" {
+		return 0, 0, false
+	}
+	var sum, idle int64
+	for i, v := range f[1:min(len(f), 9)] {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		sum += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return time.Duration(sum-idle) * clockTick, time.Duration(sum) * clockTick, true
 }

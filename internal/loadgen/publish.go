@@ -62,6 +62,9 @@ func newPublisher(o *Options, t *target) *publisher {
 		DisableCompression:  true,
 		IdleConnTimeout:     time.Minute,
 	}
+	if o.TLSConfig != nil {
+		tr.TLSClientConfig = o.TLSConfig.Clone()
+	}
 	eventBytes := len(`{"topic":,"data":"{\"t\":1234567890123456789,\"seq\":1234567890,\"pad\":\"\"}"}`) + len(topic) + o.Size + 1
 	return &publisher{
 		o:        o,
