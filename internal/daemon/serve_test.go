@@ -481,14 +481,15 @@ func TestServeEndpoints(t *testing.T) {
 	}
 }
 
-// TestPublishDataFromEnv checks that SSEHUB_DATA counts as --data: the
-// event is published once, with the given ID, and stdin is not read.
+// TestPublishDataFromEnv checks that SSEHUB_PUBLISH_DATA counts as
+// --data: the event is published once, with the given ID, and stdin is
+// not read.
 func TestPublishDataFromEnv(t *testing.T) {
 	base, _ := startServe(t, testServeConfig(t, "127.0.0.1:0"))
-	t.Setenv("SSEHUB_DATA", "from env")
+	t.Setenv("SSEHUB_PUBLISH_DATA", "from env")
 	code, stdout, stderr := runMainIn(t, strings.NewReader("not read\n"), "publish", "--url", base, "--topic", "a", "--id", "env-1")
 	if code != exitOK || stdout != "env-1\n" {
-		t.Errorf("publish with SSEHUB_DATA: status %d, stdout %q, stderr %q; want 0 and the ID env-1", code, stdout, stderr)
+		t.Errorf("publish with SSEHUB_PUBLISH_DATA: status %d, stdout %q, stderr %q; want 0 and the ID env-1", code, stdout, stderr)
 	}
 }
 
@@ -505,7 +506,7 @@ func TestPublishErrors(t *testing.T) {
 		{"bad url", []string{"publish", "--url", "ftp://x", "--topic", "a", "--data", "x"}, exitUsage, "--url"},
 		{"injected type", []string{"publish", "--url", base, "--topic", "a", "--type", "x\ndata: evil", "--data", "x"}, exitFail, "400"},
 		{"bad topic", []string{"publish", "--url", base, "--topic", "a//b", "--data", "x"}, exitFail, "400"},
-		{"hub down", []string{"publish", "--url", "http://127.0.0.1:1", "--topic", "a", "--data", "x"}, exitFail, "127.0.0.1:1"},
+		{"hub down", []string{"publish", "--url", "http://127.0.0.1:1", "--topic", "a", "--data", "x", "--retry-for", "0"}, exitFail, "127.0.0.1:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkFails(t, tt.args, tt.code, tt.want) })
@@ -527,16 +528,16 @@ func TestPublishToken(t *testing.T) {
 	checkFails(t, []string{"publish", "--url", base, "--topic", "chat/a", "--data", "x"}, exitFail, "401")
 	checkFails(t, []string{"publish", "--url", base, "--topic", "other", "--data", "x", "--token", tok}, exitFail, "403")
 	code, stdout, stderr := runMain(t, "publish", "--url", base, "--topic", "chat/a", "--data", "x", "--token", tok)
-	if code != exitOK || stdout != "1\n" {
-		t.Fatalf("publish --token: status %d, stdout %q, stderr %q; want 0 and ID 1", code, stdout, stderr)
+	if code != exitOK || !strings.HasSuffix(stdout, "-1\n") {
+		t.Fatalf("publish --token: status %d, stdout %q, stderr %q; want 0 and an ID R-1", code, stdout, stderr)
 	}
 	// The token's budget (1 event, 1 a second) is spent: the hub answers
 	// 429 with Retry-After 1, and publish sends again after it.
 	t.Setenv("SSEHUB_TOKEN", tok)
 	start := time.Now()
 	code, stdout, stderr = runMain(t, "publish", "--url", base, "--topic", "chat/a", "--data", "y")
-	if code != exitOK || stdout != "2\n" {
-		t.Fatalf("publish with SSEHUB_TOKEN: status %d, stdout %q, stderr %q; want 0 and ID 2", code, stdout, stderr)
+	if code != exitOK || !strings.HasSuffix(stdout, "-1\n") {
+		t.Fatalf("publish with SSEHUB_TOKEN: status %d, stdout %q, stderr %q; want 0 and an ID R-1", code, stdout, stderr)
 	}
 	if took := time.Since(start); took < 500*time.Millisecond {
 		t.Errorf("published after %v; want it to have waited for the Retry-After", took)
