@@ -32,19 +32,27 @@ func checkRefused(t *testing.T, th *testHub, tests []refusal) {
 	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, before, err := th.log.Bounds(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			status, body, ct := th.post(t, tt.ct, tt.body)
-			p := checkProblem(t, status, ct, body, http.StatusBadRequest, tt.detail)
-			if got, _ := p["line"].(float64); int(got) != tt.line {
-				t.Errorf("problem line = %v; want %d", p["line"], tt.line)
-			}
-			if _, after, _ := th.log.Bounds(context.Background()); after != before {
-				t.Errorf("log grew from %d to %d records; want nothing appended", before, after)
-			}
+			checkRefusal(t, th, tt.ct, tt.body, http.StatusBadRequest, tt.detail, tt.line)
 		})
+	}
+}
+
+// checkRefusal posts body, of Content-Type ct, to th, and checks that it
+// is answered status with a problem whose detail contains detail and
+// whose line member is line, and that the Log is untouched.
+func checkRefusal(t *testing.T, th *testHub, ct, body string, status int, detail string, line int) {
+	t.Helper()
+	_, before, err := th.log.Bounds(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotStatus, gotBody, gotCT := th.post(t, ct, body)
+	p := checkProblem(t, gotStatus, gotCT, gotBody, status, detail)
+	if got, _ := p["line"].(float64); int(got) != line {
+		t.Errorf("problem line = %v; want %d", p["line"], line)
+	}
+	if _, after, _ := th.log.Bounds(context.Background()); after != before {
+		t.Errorf("log grew from %d to %d records; want nothing appended", before, after)
 	}
 }
 

@@ -2,7 +2,6 @@ package hub_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -171,15 +170,7 @@ func TestPublishErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, before, _ := th.log.Bounds(context.Background())
-			status, body, ct := th.post(t, tt.ct, tt.body)
-			p := checkProblem(t, status, ct, body, tt.status, tt.detail)
-			if got, _ := p["line"].(float64); int(got) != tt.line {
-				t.Errorf("problem line = %v; want %d", p["line"], tt.line)
-			}
-			if _, after, _ := th.log.Bounds(context.Background()); after != before {
-				t.Errorf("log grew from %d to %d records; want nothing appended", before, after)
-			}
+			checkRefusal(t, th, tt.ct, tt.body, tt.status, tt.detail, tt.line)
 		})
 	}
 	if got := th.metric(t, "ssehub_publishes_total", "outcome", "invalid"); got < 30 {
