@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -85,7 +86,10 @@ func TestSubscriptionLogged(t *testing.T) {
 				done := make(chan struct{})
 				go func() {
 					defer close(done)
+					// Reads until cancel: the client stays until the
+					// replay has begun.
 					if resp, err := th.client.Do(req); err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
 					}
 				}()
