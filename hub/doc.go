@@ -16,8 +16,9 @@
 // # API
 //
 // GET /events?topic=SEL&topic=SEL… subscribes. Each SEL is a topic or a
-// pattern (see Selector); at most 64 are allowed (Limits). The response is an event
-// stream that begins with a retry field and a comment, flushed at once.
+// pattern (see Selector); at most 64 are allowed (Limits). The response
+// is an event stream that begins with a retry field and a comment,
+// flushed at once.
 //
 //   - Without a Last-Event-ID (the header, or the lastEventID query
 //     parameter) the subscription is live only: it starts with an event
@@ -28,12 +29,19 @@
 //   - With a Last-Event-ID that the Log knows, the matching events after
 //     it are replayed, then live events follow with none missing and none
 //     repeated. An ID of digits is a position: "0" replays all history.
-//   - With an ID the Log does not know, or a position older than what the
-//     Log still holds, a GapEventType event comes first (see Gap), then
-//     every matching event still held. If retention removes events while
-//     the replay is under way, before it reaches them, a GapEventType
-//     event says so where they are missing, and the replay goes on from
-//     the oldest event held: events never go missing in silence.
+//   - With a position older than what the Log still holds, a GapEventType
+//     event comes first (see Gap), then every matching event still held.
+//     If retention removes events while the replay is under way, before
+//     it reaches them, a GapEventType event says so where they are
+//     missing, and the replay goes on from the oldest event held: events
+//     never go missing in silence.
+//   - With an ID the Log does not hold (garbage, a publisher's ID that
+//     retention removed, a position beyond the newest), a GapEventType
+//     event, then live events only: the Hub cannot place such an ID, and
+//     replaying all it holds would let any request cost that much.
+//   - One request replays at most Limits.MaxReplay events: past it, the
+//     stream ends right after an event, and the client's reconnection
+//     goes on from there.
 //
 // A comment heartbeat is sent when the stream is idle. A subscriber whose
 // queue fills up is disconnected; it reconnects and replays. While the Hub
@@ -179,7 +187,8 @@
 // ssehub_publishes_total{outcome}; ssehub_events_appended_total;
 // ssehub_events_tailed_total; ssehub_deliveries_total;
 // ssehub_slow_disconnects_total; ssehub_replays_total;
-// ssehub_replayed_events_total; ssehub_gaps_total{reason};
+// ssehub_replayed_events_total; ssehub_replay_budget_reached_total;
+// ssehub_gaps_total{reason};
 // ssehub_store_duration_seconds{op} (append, read, lookup, bounds);
 // ssehub_refused_total{reason} (origin, token, streams, per_client); and
 // ssehub_token_expiries_total.
