@@ -122,7 +122,11 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 // remote describes, for logs, where r comes from: its client's address
 // (see clientAddr), followed by "via" and the peer's when they differ.
 func (h *Hub) remote(r *http.Request) string {
-	client := clientAddr(r, h.opts.TrustedProxies)
+	return remoteOf(clientAddr(r, h.opts.TrustedProxies), r)
+}
+
+// remoteOf is remote for a request whose client address is known.
+func remoteOf(client netip.Addr, r *http.Request) string {
 	if client != peerAddr(r.RemoteAddr) {
 		return client.String() + " via " + r.RemoteAddr
 	}

@@ -163,7 +163,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	s := newSubscriber(sels, h.opts.QueueSize)
 	s.grant = grant
 	s.client = clientAddr(r, h.opts.TrustedProxies)
-	s.remote = h.remote(r)
+	s.remote = remoteOf(s.client, r)
 	// A provisional floor, set before s is shared: the stream starts from
 	// the Log's end read after registering, so the records up to its end
 	// now need not be queued. Without it, a subscriber that registers

@@ -291,29 +291,29 @@ func resume(srv *httptest.Server, query string, cursor uint64) ([]string, error)
 }
 
 // firstDifference describes the first place where got differs from want,
-// two lists of IDs, or returns "" when they are equal: the first ID
-// missing, repeated or out of place, never the whole lists.
-func firstDifference(got, want []string) string {
+// two lists of IDs or positions, or returns "" when they are equal: the
+// first one missing, repeated or out of place, never the whole lists.
+func firstDifference[T comparable](got, want []T) string {
 	for i := range min(len(got), len(want)) {
 		if got[i] == want[i] {
 			continue
 		}
 		switch {
 		case slices.Contains(got[:i], got[i]):
-			return fmt.Sprintf("event %d is %s again, where %s was due", i+1, got[i], want[i])
+			return fmt.Sprintf("event %d is %v again, where %v was due", i+1, got[i], want[i])
 		case !slices.Contains(got, want[i]):
-			return fmt.Sprintf("event %s is missing: event %d is %s", want[i], i+1, got[i])
+			return fmt.Sprintf("event %v is missing: event %d is %v", want[i], i+1, got[i])
 		case !slices.Contains(want, got[i]):
-			return fmt.Sprintf("event %d is %s, which does not match, where %s was due", i+1, got[i], want[i])
+			return fmt.Sprintf("event %d is %v, which does not match, where %v was due", i+1, got[i], want[i])
 		default:
-			return fmt.Sprintf("event %d is %s, out of order, where %s was due", i+1, got[i], want[i])
+			return fmt.Sprintf("event %d is %v, out of order, where %v was due", i+1, got[i], want[i])
 		}
 	}
 	switch {
 	case len(got) > len(want):
-		return fmt.Sprintf("event %d is %s, past the last one due", len(want)+1, got[len(want)])
+		return fmt.Sprintf("event %d is %v, past the last one due", len(want)+1, got[len(want)])
 	case len(got) < len(want):
-		return fmt.Sprintf("event %s is missing at the end", want[len(got)])
+		return fmt.Sprintf("event %v is missing at the end", want[len(got)])
 	}
 	return ""
 }
