@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,7 +20,7 @@ import (
 	"github.com/ssehub/ssehub/internal/loadgen"
 )
 
-const benchUsage = `Usage: ssehub bench [flags] URL
+const benchUsage = `Usage: ssehub bench [flags] URL [URL...]
 
 Measures an SSE hub: opens --subscribers connections to it, publishes
 --rate events a second for --duration through its publish API, and reports
@@ -31,6 +32,12 @@ URL is the hub's base URL (http://127.0.0.1:8080), its /events endpoint, or
 a subscription URL (http://127.0.0.1:8080/events?topic=T). Subscribers GET
 /events?topic=T and events are POSTed to /events. The topic is --topic, else
 the URL's, else a new bench/<random> one, so runs do not mix.
+
+Several URLs are the nodes of one cluster, nodes that share a Redis or
+NATS Log: subscriber i connects to the (i mod n)th URL and reconnects
+there, and events are published to the first URL, or to each in turn with
+--publish-round-robin. Latency is then from a publish on one node to the
+arrival from any node. With one URL, nothing changes.
 
 Every event's data is one line of JSON, its publish time and number first:
   {"t":<Unix nanoseconds>,"seq":<0, 1, 2, ...>,"pad":"xxx..."}
@@ -51,6 +58,7 @@ Examples:
   ssehub serve --store memory & hub=$!
   ssehub bench --subscribers 1000 --rate 500 --server-pid $hub http://127.0.0.1:8080
   ssehub bench --subscribers 10000 --rate 20 --duration 30s --json http://127.0.0.1:8080 > run.json
+  ssehub bench --subscribers 1000 --rate 100 http://127.0.0.1:8081 http://127.0.0.1:8082 http://127.0.0.1:8083
 
 Exit status: 0 when the run completed or was stopped with Ctrl-C (the report
 shows what was measured, loss included); 1 when it could not run (the hub
@@ -81,6 +89,7 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 	fs.DurationVar(&o.BatchEvery, "batch-every", 10*time.Millisecond, "send the events due this often, several as one NDJSON batch")
 	fs.StringVar(&o.Topic, "topic", "", "subscribe and publish to this `topic` (default: the URL's, else bench/<random>)")
 	fs.BoolVar(&o.NoPublish, "no-publish", false, "do not publish: measure the events others publish (see above)")
+	fs.BoolVar(&o.PublishRoundRobin, "publish-round-robin", false, "with several URLs, publish to each in turn, not only to the first")
 	warmup, drain := durationFlag{d: -1}, durationFlag{d: -1}
 	fs.Var(&warmup, "warmup", "leave the first `duration` of publishing out of the steady-state rate (default: 1s or a tenth of --duration, if less)")
 	fs.Var(&drain, "drain", "after publishing, wait up to this `duration` for events in flight (default 5s)")
@@ -113,8 +122,8 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 		return fail("%v", err)
 	}
 	switch {
-	case len(pos) != 1:
-		return fail("want exactly one URL, got %d arguments (run 'ssehub bench -h')", len(pos))
+	case len(pos) == 0:
+		return fail("want a URL, or several of one cluster's nodes (run 'ssehub bench -h')")
 	case o.Subscribers < 1:
 		return fail("--subscribers must be at least 1")
 	case !(o.ConnectRate > 0) || o.ConnectRate > 1e9:
@@ -151,11 +160,22 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 	if drain.set {
 		o.Drain = cmpOr(drain.d, -1)
 	}
-	endpoint, topic, err := benchURL(pos[0])
-	if err != nil {
-		return fail("%v", err)
+	var topic string
+	for i, raw := range pos {
+		endpoint, t, err := benchURL(raw)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if t != "" && topic != "" && t != topic {
+			return fail("the URLs name different topics, %q and %q", topic, t)
+		}
+		topic = cmp.Or(topic, t)
+		if i == 0 {
+			o.URL = endpoint
+		} else {
+			o.URLs = append(o.URLs, endpoint)
+		}
 	}
-	o.URL = endpoint
 	if o.Topic == "" {
 		o.Topic = topic
 	}
@@ -167,6 +187,7 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 		rand.Read(b[:])
 		o.Topic = "bench/" + hex.EncodeToString(b[:])
 	}
+	var err error
 	if sources != "" {
 		if o.SourceIPs, err = parseSources(sources); err != nil {
 			return fail("--source-ips: %v", err)
@@ -382,6 +403,13 @@ func writeReport(w io.Writer, r *loadgen.Report) {
 		fmt.Fprintf(w, "  %-12s "+format+"\n", append([]any{label}, a...)...)
 	}
 	fmt.Fprintf(w, "ssehub bench: %s, topic %s\n", r.URL, r.Topic)
+	if len(r.URLs) > 0 {
+		to := "the first"
+		if r.PublishRoundRobin {
+			to = "each in turn"
+		}
+		fmt.Fprintf(w, "  and %s: subscribers spread over %d nodes, events published to %s\n", strings.Join(r.URLs, ", "), len(r.URLs)+1, to)
+	}
 	if r.Interrupted {
 		fmt.Fprintf(w, "  interrupted after %.1fs: these figures cover what was measured; events in flight may count as lost\n", r.Elapsed)
 	}

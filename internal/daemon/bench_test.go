@@ -21,8 +21,9 @@ func TestBenchFlags(t *testing.T) {
 		args []string
 		want string // in the one-line error
 	}{
-		{"no URL", []string{}, "exactly one URL"},
-		{"two URLs", []string{"http://a", "http://b"}, "exactly one URL"},
+		{"no URL", []string{}, "want a URL"},
+		{"two topics across URLs", []string{"http://a/events?topic=x", "http://b/events?topic=y"}, "different topics"},
+		{"second URL not http", []string{"http://a", "ftp://b/events"}, "http"},
 		{"unknown flag", []string{"--bogus", "http://a"}, "bogus"},
 		{"bad number", []string{"--rate", "fast", "http://a"}, "rate"},
 		{"no subscribers", []string{"--subscribers", "0", "http://a"}, "--subscribers"},
@@ -77,6 +78,24 @@ func TestBenchParse(t *testing.T) {
 	c, _, _ = parseBench([]string{"http://127.0.0.1:1"}, os.Stdout, os.Stderr)
 	if !strings.HasPrefix(c.opts.Topic, "bench/") || c.opts.URL != "http://127.0.0.1:1/events" || c.opts.PollEvery != 0 {
 		t.Errorf("default topic %q, URL %q, poll every %v; want bench/<random>, the /events endpoint, no polling", c.opts.Topic, c.opts.URL, c.opts.PollEvery)
+	}
+}
+
+// TestBenchParseNodes gives bench the URLs of three nodes: the first is
+// the URL, the others its further nodes, and one topic given by any.
+func TestBenchParseNodes(t *testing.T) {
+	c, code, ok := parseBench([]string{"--publish-round-robin", "http://127.0.0.1:1", "http://127.0.0.1:2/events?topic=a", "http://127.0.0.1:3/events"}, os.Stdout, os.Stderr)
+	if !ok {
+		t.Fatalf("parseBench failed with status %d", code)
+	}
+	o := c.opts
+	if o.URL != "http://127.0.0.1:1/events" || strings.Join(o.URLs, " ") != "http://127.0.0.1:2/events http://127.0.0.1:3/events" ||
+		o.Topic != "a" || !o.PublishRoundRobin {
+		t.Errorf("URL %q, URLs %q, topic %q, round-robin %v; want :1's endpoint, :2's and :3's, topic a, round-robin", o.URL, o.URLs, o.Topic, o.PublishRoundRobin)
+	}
+	c, _, _ = parseBench([]string{"http://127.0.0.1:1"}, os.Stdout, os.Stderr)
+	if len(c.opts.URLs) != 0 || c.opts.PublishRoundRobin {
+		t.Errorf("one URL: URLs %q, round-robin %v; want none, false", c.opts.URLs, c.opts.PublishRoundRobin)
 	}
 }
 
@@ -161,6 +180,26 @@ func TestBenchText(t *testing.T) {
 	}
 	if strings.Contains(stdout, "\r") {
 		t.Errorf("stdout has a carriage return, for a terminal only:\n%q", stdout)
+	}
+}
+
+// TestBenchTextNodes gives bench one hub twice, as two nodes of a
+// cluster: the report names both and how events were published.
+func TestBenchTextNodes(t *testing.T) {
+	base := startMemoryHub(t)
+	code, stdout, stderr := runMain(t, "bench", "--subscribers", "4", "--rate", "20", "--duration", "1s", "--publish-round-robin", base, base+"/events")
+	if code != exitOK {
+		t.Fatalf("exit status %d, stderr %q; want 0", code, stderr)
+	}
+	for _, want := range []string{
+		"  and " + base + "/events: subscribers spread over 2 nodes, events published to each in turn\n",
+		"4 of 4 connected",
+		"80 of 80 expected",
+		"\n  lost         0\n",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
 	}
 }
 

@@ -44,6 +44,12 @@
 // IPs (127.0.0.2–127.0.0.254 for a loopback IPv4 hub) so that tens of
 // thousands of connections do not run out of local ports.
 //
+// Options.URLs adds further nodes of one hub, nodes that share a Log (a
+// cluster): the subscribers are spread over the nodes round-robin, each
+// staying with its node, and the events are published to the first node
+// or, with Options.PublishRoundRobin, to each in turn. Latency is then
+// from the publish on one node to the arrival from any node.
+//
 // A subscriber whose stream ends reconnects after the stream's retry
 // delay with its Last-Event-ID, as an EventSource does, and so receives
 // what it missed by replay; a response other than 200 text/event-stream

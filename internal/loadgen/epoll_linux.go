@@ -38,7 +38,7 @@ type epollWorker struct {
 	epfd int
 	wake int // an eventfd in the set: written to stop the loop
 	buf  []byte
-	dst  unix.Sockaddr // the hub's address; connect writes to it, so each worker has its own
+	dsts []unix.Sockaddr // the nodes' addresses, by target; connect writes to them, so each worker has its own
 	// recv's arguments, kept here so that a read allocates nothing.
 	msg unix.Msghdr
 	iov unix.Iovec
@@ -89,11 +89,13 @@ func (e *epollIO) newWorker() (*epollWorker, error) {
 		return nil, fmt.Errorf("loadgen: epoll: %w", err)
 	}
 	w := &epollWorker{e: e, epfd: epfd, wake: wake, buf: make([]byte, readBuf), oob: make([]byte, 128)}
-	a := e.r.tgt.addr
-	if e.family == unix.AF_INET {
-		w.dst = &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().As4()}
-	} else {
-		w.dst = &unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
+	for _, t := range e.r.tgts {
+		a := t.addr
+		if e.family == unix.AF_INET {
+			w.dsts = append(w.dsts, &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().As4()})
+		} else {
+			w.dsts = append(w.dsts, &unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()})
+		}
 	}
 	return w, nil
 }
@@ -215,7 +217,7 @@ func (w *epollWorker) dialLocked(sb *sub, now int64) {
 	// Ask for the arrival time of what each read returns (Linux 5.1+;
 	// without it, events are timed when read).
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW, 1)
-	if err := unix.Connect(fd, w.dst); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+	if err := unix.Connect(fd, w.dsts[sb.node]); err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		unix.Close(fd)
 		w.endLocked(sb, w.connectErr(sb, err), now)
 		return
@@ -225,7 +227,7 @@ func (w *epollWorker) dialLocked(sb *sub, now int64) {
 	}
 	w.subs[fd] = sb
 	sb.fd = fd
-	sb.out = e.r.tgt.request(sb.s.lastID)
+	sb.out = sb.tgt.request(sb.s.lastID)
 	ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd), Pad: int32(sb.gen)}
 	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		w.endLocked(sb, fmt.Errorf("epoll: %w", err), now)
@@ -236,9 +238,9 @@ func (w *epollWorker) dialLocked(sb *sub, now int64) {
 
 func (w *epollWorker) connectErr(sb *sub, err error) error {
 	if sb.src.IsValid() {
-		return fmt.Errorf("connect %s->%s: %w", sb.src, w.e.r.tgt.addr, err)
+		return fmt.Errorf("connect %s->%s: %w", sb.src, sb.tgt.addr, err)
 	}
-	return fmt.Errorf("connect %s: %w", w.e.r.tgt.addr, err)
+	return fmt.Errorf("connect %s: %w", sb.tgt.addr, err)
 }
 
 // handleLocked handles the epoll events ev of sb's socket.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,18 @@ type Options struct {
 	// http://127.0.0.1:8080/events: subscribers GET it with a topic
 	// parameter added, and events are POSTed to it. Required.
 	URL string
+
+	// URLs are the events endpoints of further nodes of the same hub,
+	// nodes that share one Log (a cluster). Subscriber i connects to the
+	// (i mod n)th of URL followed by URLs, and reconnects there; events
+	// are published to URL, or round-robin to all of them with
+	// PublishRoundRobin. Every URL must be of the scheme and address
+	// family of URL. It may be nil.
+	URLs []string
+
+	// PublishRoundRobin sends each publish request to the next of URL
+	// and URLs in turn, instead of always to URL.
+	PublishRoundRobin bool
 
 	// Topic is the topic subscribed and published to. Required.
 	Topic string
@@ -190,6 +203,11 @@ func (o Options) withDefaults() Options {
 		if epollAvailable && !strings.HasPrefix(strings.ToLower(o.URL), "https:") {
 			o.IO = IOEpoll
 		}
+		for _, u := range o.URLs {
+			if strings.HasPrefix(strings.ToLower(u), "https:") {
+				o.IO = IOGoroutine
+			}
+		}
 	}
 	if o.Workers == 0 {
 		o.Workers = max(1, runtime.GOMAXPROCS(0)/2)
@@ -204,6 +222,8 @@ func (o *Options) validate() error {
 	switch {
 	case o.URL == "":
 		return errors.New("loadgen: no URL")
+	case slices.Contains(o.URLs, ""):
+		return errors.New("loadgen: an empty URL in URLs")
 	case o.Topic == "":
 		return errors.New("loadgen: no topic")
 	case o.Subscribers < 0:
@@ -360,8 +380,12 @@ type ToolReport struct {
 // A Report is what a run measured. Durations are in seconds (_s) or
 // milliseconds (_ms), as their JSON names say.
 type Report struct {
-	URL   string `json:"url"`
-	Topic string `json:"topic"`
+	URL string `json:"url"`
+	// URLs are the further nodes of Options.URLs, and PublishRoundRobin
+	// says whether events were published to all the nodes in turn.
+	URLs              []string `json:"urls,omitempty"`
+	PublishRoundRobin bool     `json:"publish_round_robin,omitempty"`
+	Topic             string   `json:"topic"`
 	// Interrupted is set when the run was cancelled before its end; events
 	// still in flight then may count as lost.
 	Interrupted bool    `json:"interrupted"`
@@ -438,6 +462,8 @@ type recorder struct {
 // serves it, and read by Run once the model has closed.
 type sub struct {
 	id       int
+	tgt      *target // the node it connects to, tgts[node]
+	node     int
 	s        stream
 	src      netip.Addr // the local address, if chosen
 	start    int64      // when the current attempt began, Unix nanoseconds
@@ -462,7 +488,8 @@ type ioModel interface {
 // A run is the state shared by Run and its I/O model.
 type run struct {
 	o    Options
-	tgt  *target
+	tgt  *target   // URL's node, the first of tgts
+	tgts []*target // URL's and URLs' nodes
 	subs []*sub
 
 	opened    atomic.Int64 // first connections opened
@@ -557,10 +584,11 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	tgt, err := resolveTarget(ctx, &opts)
+	tgts, err := resolveTargets(ctx, &opts)
 	if err != nil {
 		return nil, err
 	}
+	tgt := tgts[0]
 	if err := checkCapacity(&opts, tgt); err != nil {
 		return nil, err
 	}
@@ -574,14 +602,15 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 			opts.Warn(srv.warning)
 		}
 	}
-	r := &run{o: opts, tgt: tgt, settled: make(chan struct{}), abort: make(chan struct{})}
+	r := &run{o: opts, tgt: tgt, tgts: tgts, settled: make(chan struct{}), abort: make(chan struct{})}
 	r.subs = make([]*sub, opts.Subscribers)
 	for i := range r.subs {
-		sb := &sub{id: i, fd: -1}
+		sb := &sub{id: i, node: i % len(tgts), tgt: tgts[i%len(tgts)], fd: -1}
 		sb.s.reset()
 		sb.s.seq.fixed = !opts.NoPublish
-		if len(tgt.sources) > 0 {
-			sb.src = tgt.sources[i%len(tgt.sources)]
+		// Subscribers of one node take every source address in turn.
+		if srcs := sb.tgt.sources; len(srcs) > 0 {
+			sb.src = srcs[(i/len(tgts))%len(srcs)]
 		}
 		r.subs[i] = sb
 	}
@@ -593,7 +622,8 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{
-		URL: opts.URL, Topic: opts.Topic, Subscribers: opts.Subscribers,
+		URL: opts.URL, URLs: opts.URLs, PublishRoundRobin: opts.PublishRoundRobin,
+		Topic: opts.Topic, Subscribers: opts.Subscribers,
 		Duration: opts.Duration.Seconds(), Size: opts.Size,
 		Tool: ToolReport{IO: opts.IO},
 	}
@@ -621,7 +651,7 @@ func Run(ctx context.Context, o *Options) (*Report, error) {
 	var steady steadyWindow
 	if r.opened.Load() > 0 && !interrupted {
 		if !opts.NoPublish {
-			pub = newPublisher(&opts, tgt)
+			pub = newPublisher(&opts, tgts)
 		}
 		interrupted = r.measure(ctx, pub, m, &steady)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -35,11 +36,24 @@ func ioModels() []string {
 func startHub(t *testing.T) string {
 	t.Helper()
 	log := memstore.New()
+	t.Cleanup(func() { log.Close() })
+	return startHubOn(t, log, nil)
+}
+
+// startHubOn runs a hub over log, one node of a cluster when several
+// share it, and returns its events URL. Each request goes through wrap,
+// if not nil, before the hub. Cleanup stops it.
+func startHubOn(t *testing.T, log hub.Log, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
 	h := hub.New(log, &hub.Options{Retry: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- h.Run(ctx) }()
-	srv := httptest.NewServer(h)
+	var handler http.Handler = h
+	if wrap != nil {
+		handler = wrap(h)
+	}
+	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
@@ -49,7 +63,6 @@ func startHub(t *testing.T) string {
 		if err := <-runErr; err != nil {
 			t.Errorf("hub Run: %v", err)
 		}
-		log.Close()
 	})
 	waitFor(t, 10*time.Second, func() bool {
 		resp, err := http.Get(srv.URL + "/readyz")
@@ -212,6 +225,67 @@ func (f *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// TestRunSeveralNodes spreads the subscribers over three hub nodes that
+// share one Log, and publishes to the first or to each in turn.
+func TestRunSeveralNodes(t *testing.T) {
+	log := memstore.New()
+	t.Cleanup(func() { log.Close() })
+	var mu sync.Mutex
+	subs := map[int]int{} // subscription requests by node
+	pubs := map[int]int{} // publish requests by node
+	var urls []string
+	for i := range 3 {
+		urls = append(urls, startHubOn(t, log, func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				if r.Method == http.MethodPost {
+					pubs[i]++
+				} else {
+					subs[i]++
+				}
+				mu.Unlock()
+				h.ServeHTTP(w, r)
+			})
+		}))
+	}
+	for _, roundRobin := range []bool{false, true} {
+		t.Run(fmt.Sprintf("round-robin=%v", roundRobin), func(t *testing.T) {
+			mu.Lock()
+			clear(subs)
+			clear(pubs)
+			mu.Unlock()
+			const nsubs, rate = 9, 30
+			rep, err := Run(context.Background(), &Options{
+				URL: urls[0], URLs: urls[1:], PublishRoundRobin: roundRobin,
+				Topic: fmt.Sprintf("bench/nodes-%v", roundRobin), Subscribers: nsubs, Rate: rate,
+				Duration: time.Second, Workers: 2,
+			})
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if rep.Connected != nsubs || rep.Publish.Events != rate || rep.Publish.Failed != 0 {
+				t.Errorf("connected %d, published %d, failed %d; want %d, %d, 0", rep.Connected, rep.Publish.Events, rep.Publish.Failed, nsubs, rate)
+			}
+			if want := uint64(nsubs) * rep.Publish.Events; rep.Delivered != want || rep.Lost != (Tally{}) || rep.Duplicated != (Tally{}) {
+				t.Errorf("delivered %d, lost %+v, duplicated %+v; want %d, none, none", rep.Delivered, rep.Lost, rep.Duplicated, want)
+			}
+			if !reflect.DeepEqual(rep.URLs, urls[1:]) || rep.PublishRoundRobin != roundRobin {
+				t.Errorf("report URLs %v, round-robin %v; want %v, %v", rep.URLs, rep.PublishRoundRobin, urls[1:], roundRobin)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i := range urls {
+				if subs[i] != nsubs/len(urls) {
+					t.Errorf("node %d had %d subscription requests; want %d", i, subs[i], nsubs/len(urls))
+				}
+				if wantPub := roundRobin || i == 0; (pubs[i] > 0) != wantPub {
+					t.Errorf("node %d had %d publish requests; want some: %v", i, pubs[i], wantPub)
+				}
+			}
+		})
+	}
+}
+
 // TestRunCountsLossAndDuplicates publishes through a hub that drops and
 // repeats events, and checks the exact counts.
 func TestRunCountsLossAndDuplicates(t *testing.T) {
@@ -322,7 +396,7 @@ func TestRunNoPublish(t *testing.T) {
 			got := Report{Publish: rep.Publish, Delivered: rep.Delivered, Expected: rep.Expected,
 				Lost: rep.Lost, Undelivered: rep.Undelivered, Duplicated: rep.Duplicated}
 			got.Publish.Rate = 0
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("report = %+v; want %+v", got, want)
 			}
 		})
@@ -424,6 +498,9 @@ func TestRunCannotRun(t *testing.T) {
 		{"not http", Options{URL: "ftp://x/events"}, nil, "not an http"},
 		{"mixed families", Options{URL: closed, SourceIPs: []netip.Addr{netip.MustParseAddr("::1")}}, nil, "family"},
 		{"bad io", Options{URL: closed, IO: "poll"}, nil, "I/O model"},
+		{"empty node URL", Options{URL: closed, URLs: []string{""}}, nil, "empty URL"},
+		{"mixed schemes", Options{URL: closed, URLs: []string{"https://127.0.0.1:1/events"}, IO: IOGoroutine}, nil, "one scheme"},
+		{"mixed node families", Options{URL: closed, URLs: []string{"http://[::1]:1/events"}}, nil, "address family"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -458,7 +535,7 @@ func TestResolveTarget(t *testing.T) {
 		{"http://[::1]:80/events", "t", "/events?topic=t", "http://[::1]:80/events", "", http.Header{"Authorization": {"Bearer x"}}, "Authorization: Bearer x\r\n"},
 	}
 	for _, tt := range tests {
-		tg, err := resolveTarget(context.Background(), &Options{URL: tt.url, Topic: tt.topic, Header: tt.header})
+		tg, err := resolveTarget(context.Background(), &Options{URL: tt.url, Topic: tt.topic, Header: tt.header}, tt.url)
 		if err != nil {
 			t.Fatalf("resolveTarget(%q): %v", tt.url, err)
 		}

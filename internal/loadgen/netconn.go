@@ -93,7 +93,7 @@ func (c *connIO) attempt(sb *sub, rec *recorder, buf []byte) error {
 	defer stop()
 	deadline, _ := dctx.Deadline()
 	conn.SetDeadline(deadline) // until the head has arrived
-	if _, err := conn.Write(c.r.tgt.request(sb.s.lastID)); err != nil {
+	if _, err := conn.Write(sb.tgt.request(sb.s.lastID)); err != nil {
 		return fmt.Errorf("write request: %w", err)
 	}
 	for {
@@ -131,13 +131,13 @@ func (c *connIO) dial(ctx context.Context, sb *sub) (net.Conn, error) {
 	if sb.src.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: sb.src.AsSlice()}
 	}
-	addr := c.r.tgt.addr.String()
-	if !c.r.tgt.tls {
+	addr := sb.tgt.addr.String()
+	if !sb.tgt.tls {
 		return d.DialContext(ctx, "tcp", addr)
 	}
-	host, _, err := net.SplitHostPort(c.r.tgt.host)
+	host, _, err := net.SplitHostPort(sb.tgt.host)
 	if err != nil {
-		host = c.r.tgt.host
+		host = sb.tgt.host
 	}
 	cfg := &tls.Config{}
 	if c.r.o.TLSConfig != nil {

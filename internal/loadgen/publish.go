@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ssehub/ssehub/internal/problem"
@@ -47,7 +48,8 @@ type pubStats struct {
 type publisher struct {
 	o        *Options
 	client   *http.Client
-	url      string
+	urls     []string // where to publish: the first, or each in turn with Options.PublishRoundRobin
+	next     atomic.Uint64
 	topic    []byte // the topic as a JSON string
 	perBatch uint64
 
@@ -55,8 +57,15 @@ type publisher struct {
 	st pubStats
 }
 
-func newPublisher(o *Options, t *target) *publisher {
+func newPublisher(o *Options, tgts []*target) *publisher {
 	topic, _ := json.Marshal(o.Topic)
+	var urls []string
+	for _, t := range tgts {
+		urls = append(urls, t.publishURL)
+	}
+	if !o.PublishRoundRobin {
+		urls = urls[:1]
+	}
 	tr := &http.Transport{
 		MaxIdleConnsPerHost: o.Publishers,
 		DisableCompression:  true,
@@ -69,7 +78,7 @@ func newPublisher(o *Options, t *target) *publisher {
 	return &publisher{
 		o:        o,
 		client:   &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		url:      t.publishURL,
+		urls:     urls,
 		topic:    topic,
 		perBatch: uint64(max(1, min(maxBatchEvents, maxBatchBytes/eventBytes))),
 	}
@@ -204,7 +213,8 @@ func (p *publisher) appendEvent(b *bytes.Buffer, seq uint64, now int64) {
 
 // post sends body, n events, and checks that the hub acknowledged each.
 func (p *publisher) post(ctx context.Context, body *bytes.Buffer, n uint64) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body.Bytes()))
+	u := p.urls[(p.next.Add(1)-1)%uint64(len(p.urls))]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body.Bytes()))
 	if err != nil {
 		return err
 	}

@@ -22,14 +22,36 @@ type target struct {
 	header     string       // extra request header lines, each ending in CRLF
 }
 
-// resolveTarget parses the URL of o and resolves its host.
-func resolveTarget(ctx context.Context, o *Options) (*target, error) {
-	u, err := url.Parse(o.URL)
+// resolveTargets resolves the targets of o's URL and URLs, in that
+// order, and checks that they share a scheme and an address family.
+func resolveTargets(ctx context.Context, o *Options) ([]*target, error) {
+	var tgts []*target
+	for _, raw := range append([]string{o.URL}, o.URLs...) {
+		t, err := resolveTarget(ctx, o, raw)
+		if err != nil {
+			return nil, err
+		}
+		if first := tgts; len(first) > 0 {
+			if t.tls != first[0].tls {
+				return nil, fmt.Errorf("loadgen: %q and %q are not of one scheme", o.URL, raw)
+			}
+			if t.addr.Addr().Is4() != first[0].addr.Addr().Is4() {
+				return nil, fmt.Errorf("loadgen: %q and %q are not of one address family", o.URL, raw)
+			}
+		}
+		tgts = append(tgts, t)
+	}
+	return tgts, nil
+}
+
+// resolveTarget parses raw, a URL of o, and resolves its host.
+func resolveTarget(ctx context.Context, o *Options, raw string) (*target, error) {
+	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" {
-		return nil, fmt.Errorf("loadgen: %q is not an http(s) URL", o.URL)
+		return nil, fmt.Errorf("loadgen: %q is not an http(s) URL", raw)
 	}
 	t := &target{tls: u.Scheme == "https", host: u.Host}
 	if t.tls && o.IO == IOEpoll {
@@ -44,7 +66,7 @@ func resolveTarget(ctx context.Context, o *Options) (*target, error) {
 	}
 	pn, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
-		return nil, fmt.Errorf("loadgen: bad port in %q", o.URL)
+		return nil, fmt.Errorf("loadgen: bad port in %q", raw)
 	}
 	ip, err := netip.ParseAddr(u.Hostname())
 	if err != nil {
