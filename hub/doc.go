@@ -178,7 +178,21 @@
 // X-Forwarded-For gives.
 //
 // GET /healthz answers 200 while the process serves; GET /readyz answers
-// 200 when Run is running and the Log answers Bounds, and 503 otherwise.
+// 200 when Run is tailing the Log and the Log answers Bounds, and 503
+// otherwise.
+//
+// # When the Log fails
+//
+// A Log on another machine (Redis, NATS) can be unreachable for a while.
+// The Hub rides it out rather than ending: Run waits for the Log at start
+// and retries a failed Tail from the last record it delivered, with
+// backoff up to Options.RetryBackoff, so subscribers get every record
+// once the Log is back, none twice. Meanwhile open streams stay open and
+// get their heartbeats; /readyz answers 503, so a load balancer sends new
+// clients elsewhere; a publish gets 503 with Retry-After (after at most
+// Options.StoreTimeout), never 200, and works again as soon as Append
+// does. A publisher that retries after a 503 with its own event ID learns
+// from a 409 that the first try was stored after all.
 //
 // # Metrics
 //
@@ -190,6 +204,9 @@
 // ssehub_replayed_events_total; ssehub_replay_budget_reached_total;
 // ssehub_gaps_total{reason};
 // ssehub_store_duration_seconds{op} (append, read, lookup, bounds);
+// ssehub_store_errors_total{op} (the same and tail); ssehub_tailing (1
+// while Run tails the Log); ssehub_tail_lag_positions (how far the
+// fan-out is behind the Log's newest record, sampled every second);
 // ssehub_refused_total{reason} (origin, token, streams, per_client); and
 // ssehub_token_expiries_total.
 package hub

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +39,11 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	// DefaultCORSMaxAge is how long a browser may cache a preflight.
 	DefaultCORSMaxAge = 10 * time.Minute
+	// DefaultRetryBackoff is the longest wait between Run's tries to
+	// reach a failing Log.
+	DefaultRetryBackoff = 2 * time.Second
+	// DefaultStoreTimeout bounds the Append of a publish request.
+	DefaultStoreTimeout = 10 * time.Second
 )
 
 // Limits on requests that the Options do not change.
@@ -81,6 +88,17 @@ type Options struct {
 	// DefaultWriteTimeout (10s) is used; if negative, writes have no
 	// deadline.
 	WriteTimeout time.Duration
+
+	// RetryBackoff is the longest wait between Run's tries to reach a Log
+	// that fails; the first wait is a twentieth of it, and each next one
+	// doubles. If zero or negative, DefaultRetryBackoff (2s) is used.
+	RetryBackoff time.Duration
+
+	// StoreTimeout bounds the Log's Append of a publish request, so that
+	// a publisher whose backend is unreachable gets 503 with Retry-After
+	// rather than a request that hangs. If zero or negative,
+	// DefaultStoreTimeout (10s) is used.
+	StoreTimeout time.Duration
 
 	// MaxBodyBytes is the largest publish request body accepted; a larger
 	// one is refused with 413. If zero or negative, DefaultMaxBodyBytes
@@ -226,6 +244,8 @@ type Hub struct {
 
 	epoch time.Time // the origin of the shards' clock (see Hub.now)
 
+	tailing atomic.Bool // Run is in a Tail call, not waiting to retry one
+
 	// pending holds, for each shard, the subscribers a fan-out batch has
 	// made ready, to be put on the shard's list at once at the end of the
 	// batch. It is owned by the fan-out, which runs on Run's goroutine.
@@ -236,7 +256,8 @@ type Hub struct {
 	// unregistering subscribers hold it for writing.
 	mu        sync.RWMutex
 	closed    bool                     // Close or Shutdown was called
-	running   bool                     // a Run is tailing the Log
+	runCalled bool                     // a Run is in progress, waiting for the Log or tailing it
+	running   bool                     // a Run is serving subscribers (the Log answered it)
 	exact     map[string][]*subscriber // topic → subscribers with that exact selector
 	patterns  []*subscriber            // subscribers with at least one wildcard selector
 	streams   int                      // registered subscribers, whose streams have not ended
@@ -277,6 +298,12 @@ func New(log Log, opts *Options) *Hub {
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = DefaultRetryBackoff
+	}
+	if o.StoreTimeout <= 0 {
+		o.StoreTimeout = DefaultStoreTimeout
+	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -316,8 +343,16 @@ func New(log Log, opts *Options) *Hub {
 // Run tails the Log from its current end and delivers every new event to
 // the subscribers whose selectors match it. It blocks until ctx is done or
 // the Hub is closed (by Close or Shutdown), and then returns nil; or until
-// the Log fails, and then returns the error. Run returns nil at once on a
-// closed Hub, and ErrRunning if another Run is in progress.
+// the Log is closed (ErrLogClosed), and then returns that error. Run
+// returns nil at once on a closed Hub, and ErrRunning if another Run is in
+// progress.
+//
+// Run outlives failures of the Log, as a backend on another machine
+// fails: until the Log first answers it retries with backoff (see
+// RetryBackoff), and when Tail fails it retries with backoff from the
+// last record it delivered, so that subscribers receive every record once
+// the Log is back, none skipped and none twice. Meanwhile subscribers keep
+// their streams and heartbeats, and GET /readyz answers 503.
 //
 // Run also writes the live events of the subscribers whose connections
 // the Hub has taken over (see ServeHTTP), with one goroutine per
@@ -330,14 +365,29 @@ func New(log Log, opts *Options) *Hub {
 // When Run returns, it has ended every subscriber's stream, since none
 // would receive live events any more; their clients reconnect.
 func (h *Hub) Run(ctx context.Context) error {
+	h.mu.Lock()
+	switch {
+	case h.closed:
+		h.mu.Unlock()
+		return nil
+	case h.runCalled:
+		h.mu.Unlock()
+		return ErrRunning
+	}
+	h.runCalled = true
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.runCalled = false
+		h.mu.Unlock()
+	}()
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(h.ctx, cancel)
 	defer stop()
 
-	start := time.Now()
-	_, last, err := h.log.Bounds(ctx)
-	h.m.observeStore(opBounds, start)
+	last, err := h.waitForLog(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -350,13 +400,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		shards[i] = newShard(h, i)
 	}
 	h.mu.Lock()
-	switch {
-	case h.closed:
+	if h.closed {
 		h.mu.Unlock()
 		return nil
-	case h.running:
-		h.mu.Unlock()
-		return ErrRunning
 	}
 	h.running = true
 	h.shards = shards
@@ -366,8 +412,13 @@ func (h *Hub) Run(ctx context.Context) error {
 	for _, sh := range shards {
 		wg.Go(sh.run)
 	}
+	var fanned atomic.Uint64 // the last position handed to the fan-out
+	fanned.Store(last)
+	wg.Go(func() { h.sampleLag(ctx, &fanned) })
 	defer func() {
+		h.setTailing(false)
 		h.stopRunning()
+		cancel() // ends sampleLag
 		for _, sh := range shards {
 			sh.stop()
 		}
@@ -375,13 +426,147 @@ func (h *Hub) Run(ctx context.Context) error {
 	}()
 
 	h.logger.Info("hub running", "from", last, "shards", len(shards))
-	err = h.log.Tail(ctx, last, h.fanout)
-	if ctx.Err() != nil {
-		h.logger.Info("hub stopped")
-		return nil
+	fanout := func(recs []Record) error {
+		err := h.fanout(recs)
+		fanned.Store(recs[len(recs)-1].Pos)
+		return err
 	}
-	h.logger.Error("hub stopped: tail failed", "err", err)
-	return fmt.Errorf("hub: tail log: %w", err)
+	b := backoff{min: h.opts.RetryBackoff / 20, max: h.opts.RetryBackoff}
+	for {
+		from := fanned.Load()
+		h.setTailing(true)
+		t0 := time.Now()
+		err := h.log.Tail(ctx, from, fanout)
+		h.setTailing(false)
+		if ctx.Err() != nil {
+			h.logger.Info("hub stopped")
+			return nil
+		}
+		if errors.Is(err, ErrLogClosed) {
+			h.logger.Error("hub stopped: the log is closed", "err", err)
+			return fmt.Errorf("hub: tail log: %w", err)
+		}
+		h.m.storeErrors.WithLabelValues(opTail).Inc()
+		if time.Since(t0) > h.opts.RetryBackoff {
+			b.reset() // it had been working: retry soon
+		}
+		wait := b.next()
+		h.logger.Warn("tail failed; retrying", "from", fanned.Load(), "in", wait, "err", err)
+		if !sleep(ctx, wait) {
+			h.logger.Info("hub stopped")
+			return nil
+		}
+	}
+}
+
+// setTailing records whether Run is tailing the Log, for /readyz and the
+// ssehub_tailing gauge.
+func (h *Hub) setTailing(on bool) {
+	h.tailing.Store(on)
+	if on {
+		h.m.tailing.Set(1)
+	} else {
+		h.m.tailing.Set(0)
+	}
+}
+
+// waitForLog asks the Log for its end until it answers, waiting longer
+// after each failure, and returns that end; or ctx's error once ctx is
+// done, or ErrLogClosed when the Log is closed.
+func (h *Hub) waitForLog(ctx context.Context) (uint64, error) {
+	b := backoff{min: h.opts.RetryBackoff / 20, max: h.opts.RetryBackoff}
+	for tries := 1; ; tries++ {
+		t0 := time.Now()
+		bctx, cancel := context.WithTimeout(ctx, h.opts.StoreTimeout)
+		_, last, err := h.log.Bounds(bctx)
+		cancel()
+		h.m.observeStore(opBounds, t0, err)
+		switch {
+		case err == nil:
+			if tries > 1 {
+				h.logger.Info("the log answers", "tries", tries)
+			}
+			return last, nil
+		case ctx.Err() != nil:
+			return 0, ctx.Err()
+		case errors.Is(err, ErrLogClosed):
+			return 0, err
+		}
+		wait := b.next()
+		// Once a minute at most after the first few, not at every try.
+		if tries <= 3 || tries%max(1, int(time.Minute/h.opts.RetryBackoff)) == 0 {
+			h.logger.Warn("the log does not answer; not ready, retrying", "tries", tries, "in", wait, "err", err)
+		}
+		if !sleep(ctx, wait) {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// lagInterval is how often Run samples the tail lag.
+const lagInterval = time.Second
+
+// sampleLag sets the tail lag gauge every lagInterval until ctx is done:
+// the newest position the Log reports less the newest the fan-out has
+// been handed.
+func (h *Hub) sampleLag(ctx context.Context, fanned *atomic.Uint64) {
+	t := time.NewTicker(lagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		bctx, cancel := context.WithTimeout(ctx, lagInterval)
+		t0 := time.Now()
+		_, last, err := h.log.Bounds(bctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		h.m.observeStore(opBounds, t0, err)
+		if err != nil {
+			continue
+		}
+		var lag uint64
+		if f := fanned.Load(); last > f {
+			lag = last - f
+		}
+		h.m.tailLag.Set(float64(lag))
+	}
+}
+
+// A backoff gives the waits between retries: from min, doubling up to
+// max, each with up to a quarter more at random so that the nodes of a
+// cluster do not retry in step.
+type backoff struct {
+	min, max time.Duration
+	cur      time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur + rand.N(b.cur/4+1)
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleep waits for d and reports true, or reports false as soon as ctx is
+// done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // stopRunning marks the Hub as not running and ends every subscription,
@@ -513,14 +698,17 @@ func (h *Hub) serveReady(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusServiceUnavailable, "the hub is shutting down", nil)
 		return
 	case !running:
-		writeProblem(w, http.StatusServiceUnavailable, "the hub is not running", nil)
+		writeProblem(w, http.StatusServiceUnavailable, "the hub is not running, or has not reached the log yet", nil)
+		return
+	case !h.tailing.Load():
+		writeProblem(w, http.StatusServiceUnavailable, "the hub lost the log's tail and is retrying", nil)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	start := time.Now()
 	_, _, err := h.log.Bounds(ctx)
-	h.m.observeStore(opBounds, start)
+	h.m.observeStore(opBounds, start, err)
 	if err != nil {
 		h.logger.Warn("readiness check: log unavailable", "err", err)
 		writeProblem(w, http.StatusServiceUnavailable, "the log is unavailable", nil)

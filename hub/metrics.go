@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +37,7 @@ const (
 	opRead   = "read"
 	opLookup = "lookup"
 	opBounds = "bounds"
+	opTail   = "tail"
 )
 
 // metrics are the Hub's Prometheus collectors. Every field is safe for
@@ -52,6 +55,9 @@ type metrics struct {
 	replayCuts    prometheus.Counter
 	gaps          *prometheus.CounterVec
 	store         *prometheus.HistogramVec
+	storeErrors   *prometheus.CounterVec
+	tailLag       prometheus.Gauge
+	tailing       prometheus.Gauge
 	refused       *prometheus.CounterVec
 	expired       prometheus.Counter
 }
@@ -78,9 +84,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			gapUnknown, gapExpired),
 		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ssehub_store_duration_seconds",
-			Help:    "Latency of log operations, by op (append, read, lookup, bounds).",
+			Help:    "Latency of log operations, by op (append, read, lookup, bounds); a read's time excludes the time spent writing to its subscriber.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op"}),
+		storeErrors: counterVec("ssehub_store_errors_total", "Log operations that failed, by op (append, read, lookup, bounds, tail); a tail error is one ended Tail call, which Run retries.", "op",
+			opAppend, opRead, opLookup, opBounds, opTail),
+		tailLag: gauge("ssehub_tail_lag_positions", "Positions between the newest the log reports and the newest this hub has fanned out, sampled every second while Run runs."),
+		tailing: gauge("ssehub_tailing", "1 while Run tails the log, 0 while it waits for the log (at start, or after the log failed)."),
 		refused: counterVec("ssehub_refused_total", "Requests refused before they were served, by reason (origin, token, streams, per_client).", "reason",
 			refusedOrigin, refusedToken, refusedStreams, refusedPerClient),
 		expired: counter("ssehub_token_expiries_total", "Subscriber streams ended because their token expired."),
@@ -90,7 +100,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.subscriptions, m.publishes, m.appended, m.tailed,
-			m.deliveries, m.slow, m.replays, m.replayed, m.replayCuts, m.gaps, m.store, m.refused, m.expired)
+			m.deliveries, m.slow, m.replays, m.replayed, m.replayCuts, m.gaps, m.store, m.storeErrors,
+			m.tailLag, m.tailing, m.refused, m.expired)
 	}
 	return m
 }
@@ -113,7 +124,12 @@ func counterVec(name, help, label string, values ...string) *prometheus.CounterV
 	return v
 }
 
-// observeStore records the latency of a Log operation that began at start.
-func (m *metrics) observeStore(op string, start time.Time) {
+// observeStore records the latency of a Log operation that began at
+// start, and counts it as failed when err is not nil. An operation ended
+// because its caller left (context.Canceled) is not a failure of the Log.
+func (m *metrics) observeStore(op string, start time.Time, err error) {
 	m.store.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, context.Canceled) {
+		m.storeErrors.WithLabelValues(op).Inc()
+	}
 }

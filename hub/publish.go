@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,8 +107,10 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 	}
 
 	t0 := time.Now()
-	err = h.log.Append(r.Context(), recs)
-	h.m.observeStore(opAppend, t0)
+	actx, cancel := context.WithTimeout(r.Context(), h.opts.StoreTimeout)
+	err = h.log.Append(actx, recs)
+	cancel()
+	h.m.observeStore(opAppend, t0, err)
 	switch {
 	case errors.Is(err, ErrDuplicateID):
 		detail := "an event id of the batch is already in the log"
@@ -117,8 +120,12 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		h.publishFailed(w, outcomeDuplicate, http.StatusConflict, detail, nil)
 		return
 	case err != nil:
+		// The batch may or may not have been appended (a backend that
+		// timed out may have stored it): the publisher retries, and an
+		// event ID of its own tells it which (409 on the retry).
 		h.logger.Warn("publish failed: append", "events", len(recs), "err", err)
-		h.publishFailed(w, outcomeUnavailable, http.StatusServiceUnavailable, "the log is unavailable", nil)
+		w.Header().Set("Retry-After", h.retryAfter())
+		h.publishFailed(w, outcomeUnavailable, http.StatusServiceUnavailable, "the log is unavailable; retry later", nil)
 		return
 	}
 	h.m.appended.Add(float64(len(recs)))
@@ -336,6 +343,13 @@ func (h *Hub) mayPublish(w http.ResponseWriter, r *http.Request, grant *Grant, r
 		return false
 	}
 	return true
+}
+
+// retryAfter is the Retry-After value of a 503 or 429 answer that has no
+// better one: the reconnection delay sent to subscribers, at least a
+// second.
+func (h *Hub) retryAfter() string {
+	return strconv.Itoa(max(1, int(h.opts.Retry/time.Second)))
 }
 
 // publishFailed counts a refused publish request and answers it.

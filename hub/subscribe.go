@@ -171,13 +171,14 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	// appended) has its queue filled with them, and is evicted as too
 	// slow before its stream has begun.
 	t0 := time.Now()
-	if _, last0, err := h.log.Bounds(r.Context()); err == nil {
+	_, last0, err := h.log.Bounds(r.Context())
+	h.m.observeStore(opBounds, t0, err)
+	if err == nil {
 		s.floor = last0
 	}
-	h.m.observeStore(opBounds, t0)
 	registered, err := h.register(s)
 	if err != nil {
-		retry := strconv.Itoa(max(1, int(h.opts.Retry/time.Second)))
+		retry := h.retryAfter()
 		switch err {
 		case errTooManyStreams, errTooManyFromClient:
 			reason := refusedStreams
@@ -208,7 +209,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	if registered {
 		t0 := time.Now()
 		first, last, err = h.log.Bounds(ctx)
-		h.m.observeStore(opBounds, t0)
+		h.m.observeStore(opBounds, t0, err)
 		if err == nil {
 			s.setFloor(last)
 		} else if ctx.Err() == nil {
@@ -428,6 +429,9 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 		after, err = next, nil
 	}
 	h.m.store.WithLabelValues(opRead).Observe((time.Since(t0) - writing).Seconds())
+	if err != nil && werr == nil && !errors.Is(err, context.Canceled) {
+		h.m.storeErrors.WithLabelValues(opRead).Inc()
+	}
 	h.m.replayed.Add(float64(n))
 	switch {
 	case werr != nil:
@@ -466,7 +470,11 @@ func (h *Hub) resolve(ctx context.Context, lastID string, first, last uint64) (a
 	}
 	t0 := time.Now()
 	pos, err := h.log.Lookup(ctx, lastID)
-	h.m.observeStore(opLookup, t0)
+	if errors.Is(err, ErrNotFound) {
+		h.m.observeStore(opLookup, t0, nil) // an answer, not a failure
+	} else {
+		h.m.observeStore(opLookup, t0, err)
+	}
 	switch {
 	case err == nil:
 		return pos, "", nil
