@@ -718,8 +718,9 @@ func sameIDs(t testing.TB, who string, got, want []string) {
 }
 
 // A loadPublisher publishes one event after another to each of its
-// nodes, from a goroutine per node, until halted, and keeps every
-// outcome. Each event's data is unique: the node's name and a number.
+// nodes, from a goroutine per node (a node given twice gets two), until
+// halted, and keeps every outcome. Each event's data is unique: the
+// node's name, the goroutine's number and the event's.
 type loadPublisher struct {
 	stop     chan struct{}
 	halt     sync.Once
@@ -743,21 +744,21 @@ type outcome struct {
 // request is bounded by timeout and followed by a pause.
 func startPublishers(t testing.TB, topic string, timeout, pause time.Duration, nodes ...*node) *loadPublisher {
 	lp := &loadPublisher{stop: make(chan struct{}), topic: topic, pause: pause, timeout: timeout}
-	for _, n := range nodes {
-		lp.wg.Go(func() { lp.run(n) })
+	for i, n := range nodes {
+		lp.wg.Go(func() { lp.run(n, fmt.Sprintf("%s%d", n.name, i)) })
 	}
 	t.Cleanup(lp.halted)
 	return lp
 }
 
-func (lp *loadPublisher) run(n *node) {
+func (lp *loadPublisher) run(n *node, name string) {
 	for k := 0; ; k++ {
 		select {
 		case <-lp.stop:
 			return
 		default:
 		}
-		data := fmt.Sprintf("%s-%d", n.name, k)
+		data := fmt.Sprintf("%s-%d", name, k)
 		r := n.publish("application/json", eventJSON(lp.topic, data), lp.timeout)
 		lp.mu.Lock()
 		lp.results = append(lp.results, outcome{node: n.name, data: data, published: r})
