@@ -227,6 +227,7 @@ type proc struct {
 func startProc(t testing.TB, name string, logs *tailLog, bin string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = t.TempDir() // whatever it writes where it runs goes away
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
