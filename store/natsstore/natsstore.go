@@ -74,10 +74,10 @@ type Store struct {
 	closing chan struct{} // closed by Close
 	wg      sync.WaitGroup
 
-	mu      sync.Mutex        // guards the fields below
-	idx     index             // see index
-	changed chan struct{}     // closed and replaced whenever idx changes
-	st      jetstream.Stream  // nil until the follower has made sure the stream exists
+	mu      sync.Mutex       // guards the fields below
+	idx     index            // see index
+	changed chan struct{}    // closed and replaced whenever idx changes
+	st      jetstream.Stream // nil until the follower has made sure the stream exists
 	closed  bool
 
 	qmu     sync.Mutex // guards pending
