@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -68,12 +71,22 @@ func TestConsoleSurvivesHubRestart(t *testing.T) {
 	state("OPEN")
 	publish("before the crash")
 	seen("before the crash")
+	// The header names the node (by default its host name and port) and
+	// shows the hub's readiness.
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	shows(ctx, t, "node-name", net.JoinHostPort(host, port))
+	shows(ctx, t, "hub-ready", "HUB READY")
 
 	if err := proc.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	proc.Wait()
 	state("CONNECTING")
+	shows(ctx, t, "hub-ready", "HUB NOT READY") // checked every 5 s
 
 	startProcess(t, bin, addr, dataDir)
 	state("OPEN")
@@ -190,5 +203,15 @@ func TestConsolePrivateEvents(t *testing.T) {
 		if strings.Contains(out, sig) {
 			t.Errorf("the hub's logs hold the %s token", name)
 		}
+	}
+}
+
+// shows waits until the element with data-testid id shows text.
+func shows(ctx context.Context, t *testing.T, id, text string) {
+	t.Helper()
+	get := fmt.Sprintf(`document.querySelector('[data-testid=%q]').textContent`, id)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](get+fmt.Sprintf(` === %q`, text), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](get))
+		t.Fatalf("waiting for %s to show %q: %v (it shows %q)", id, text, err, got)
 	}
 }

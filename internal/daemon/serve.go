@@ -53,6 +53,16 @@ it listens only on a loopback address, unless --insecure-open says
 otherwise. With a key, publishing needs a token, and private events need
 one to be received.
 
+With --store redis (--redis-url) or --store nats (--nats-url), several
+nodes share one history: run them behind any load balancer, without
+sticky sessions; any node takes any publish and any subscriber, and a
+client that reconnects to another node resumes from its Last-Event-ID
+(docs/CLUSTER.md). --data-dir is not used by these stores. A node starts
+even while its Redis or NATS is down: /readyz answers 503, and publishing
+503 with Retry-After, until the server answers.
+
+  ssehub serve --addr :8081 --store redis --redis-url redis://10.0.0.5:6379 --node-name a
+
 With --tls-cert and --tls-key the hub serves HTTPS, and browsers get
 HTTP/2, which carries all of a page's streams on one connection. Behind a
 proxy that terminates TLS, --h2c serves HTTP/2 without TLS to a proxy that
@@ -69,8 +79,10 @@ const keyFlags = "--jwt-secret, --jwt-secret-file, --jwt-public-key or --jwks-ur
 // serveConfig is the validated configuration of "ssehub serve".
 type serveConfig struct {
 	addr      string
-	store     string // "bolt" or "memory"
+	store     string // one of stores
 	dataDir   string
+	backend   backendFlags // --store redis and nats
+	nodeName  string       // shown by the console; empty: host name and port
 	retention hub.Retention
 	heartbeat time.Duration
 	retry     time.Duration
@@ -113,8 +125,10 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	var c serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen on this `host:port`")
-	fs.StringVar(&c.store, "store", "bolt", "event store: bolt (durable, in --data-dir) or memory (lost on restart)")
-	fs.StringVar(&c.dataDir, "data-dir", "ssehub-data", "directory of the bolt store")
+	fs.StringVar(&c.store, "store", "bolt", "event store: bolt (durable, in --data-dir), memory (lost on restart), or, for a cluster of nodes sharing one history, redis (--redis-url) or nats (--nats-url)")
+	fs.StringVar(&c.dataDir, "data-dir", "ssehub-data", "directory of the bolt store (not used by --store memory, redis or nats)")
+	c.backend.register(fs)
+	fs.StringVar(&c.nodeName, "node-name", "", "this node's `name`, shown by the console page (default: the host name and the port of --addr)")
 	fs.IntVar(&c.retention.MaxCount, "retention-count", 1_000_000, "keep at most this many events (0: no count bound)")
 	fs.DurationVar(&c.retention.MaxAge, "retention-age", 7*24*time.Hour, "drop events older than this (0: no age bound)")
 	fs.DurationVar(&c.heartbeat, "heartbeat", 15*time.Second, "send a comment to idle subscribers this often")
@@ -172,8 +186,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	switch {
 	case len(pos) > 0:
 		return fail("unexpected argument %q (run 'ssehub serve -h')", pos[0])
-	case c.store != "bolt" && c.store != "memory":
-		return fail("--store must be bolt or memory, not %q", c.store)
+	case !slices.Contains(stores, c.store):
+		return fail("--store must be bolt, memory, redis or nats, not %q", c.store)
 	case c.store == "bolt" && c.dataDir == "":
 		return fail("--data-dir must not be empty with --store bolt")
 	case c.retention.MaxCount < 0:
@@ -226,6 +240,11 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 		return fail("--h2c is HTTP/2 without TLS; with --tls-cert HTTP/2 is negotiated already")
 	case c.readHeaderTimeout <= 0:
 		return fail("--read-header-timeout must be positive")
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := c.backend.check(c.store, set); err != nil {
+		return fail("%v", err)
 	}
 	if err := checkAddr("addr", c.addr); err != nil {
 		return fail("%v", err)
@@ -477,7 +496,11 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	mux := http.NewServeMux()
 	// The console answers "/" and its assets, and is the catch-all: any
 	// other path is a 404 problem that names it.
-	mux.Handle("/", web.NewHandler(&web.Options{TokenCookie: cmp.Or(c.tokenCookie, hub.DefaultTokenCookie)}))
+	node := c.nodeName
+	if node == "" {
+		node = defaultNodeName(ln.Addr())
+	}
+	mux.Handle("/", web.NewHandler(&web.Options{TokenCookie: cmp.Or(c.tokenCookie, hub.DefaultTokenCookie), Node: node}))
 	mux.Handle("/events", h)
 	mux.Handle("/healthz", h)
 	mux.Handle("/readyz", h)
@@ -533,6 +556,8 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	if c.store == "bolt" {
 		start = append(start, "data_dir", c.dataDir)
 	}
+	start = append(start, c.backend.describe(c.store)...)
+	start = append(start, "node", node)
 	start = append(start, "retention_count", c.retention.MaxCount, "retention_age", c.retention.MaxAge, "retention_interval", c.trimEvery)
 	logger.Info("ssehub serving", start...)
 	if tokens == nil && c.insecureOpen {
@@ -647,8 +672,11 @@ func listenErr(err error) error {
 // openStore opens the Log the configuration names. The bolt store logs
 // to logger.
 func openStore(c serveConfig, logger *slog.Logger) (hub.Log, error) {
-	if c.store == "memory" {
+	switch c.store {
+	case "memory":
 		return memstore.New(), nil
+	case "redis", "nats":
+		return c.backend.open(c.store, logger)
 	}
 	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -661,6 +689,20 @@ func openStore(c serveConfig, logger *slog.Logger) (hub.Log, error) {
 		return nil, fmt.Errorf("another process holds the data dir %s (%s is locked): stop it, or give this hub another --data-dir", c.dataDir, path)
 	}
 	return st, err
+}
+
+// defaultNodeName names a node after its host and the port it listens
+// on, which tells apart the nodes of a cluster on one machine too.
+func defaultNodeName(addr net.Addr) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	port := addr.String()
+	if a, ok := addr.(*net.TCPAddr); ok {
+		port = strconv.Itoa(a.Port)
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // trimLoop applies retention every interval until ctx is done.

@@ -6,11 +6,13 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -39,7 +41,7 @@ func TestServeFlags(t *testing.T) {
 		env  map[string]string
 		want string // in the one-line error
 	}{
-		{"unknown store", []string{"serve", "--store", "mongo"}, nil, "bolt or memory"},
+		{"unknown store", []string{"serve", "--store", "mongo"}, nil, "bolt, memory, redis or nats"},
 		{"public address", []string{"serve", "--addr", "0.0.0.0:8080"}, nil, "loopback"},
 		{"all interfaces", []string{"serve", "--addr", ":8080"}, nil, "loopback"},
 		{"bad address", []string{"serve", "--addr", "nope"}, nil, "--addr"},
@@ -50,7 +52,24 @@ func TestServeFlags(t *testing.T) {
 		{"stray argument", []string{"serve", "extra"}, nil, "extra"},
 		{"bad env", []string{"serve"}, map[string]string{"SSEHUB_QUEUE_SIZE": "lots"}, "SSEHUB_QUEUE_SIZE"},
 		{"env public address", []string{"serve"}, map[string]string{"SSEHUB_ADDR": "192.0.2.1:80"}, "loopback"},
-		{"default command", []string{"--store", "mongo"}, nil, "bolt or memory"},
+		{"default command", []string{"--store", "mongo"}, nil, "bolt, memory, redis or nats"},
+
+		{"redis without url", []string{"serve", "--store", "redis"}, nil, "--store redis needs --redis-url"},
+		{"redis url not redis", []string{"serve", "--store", "redis", "--redis-url", "http://127.0.0.1:6379"}, nil, "not a redis:// or rediss:// URL"},
+		{"redis url without host", []string{"serve", "--store", "redis", "--redis-url", "redis://"}, nil, "not a redis:// or rediss:// URL"},
+		{"redis url password hidden", []string{"serve", "--store", "redis", "--redis-url", "http://u:s3cret@h:1"}, nil, "u:xxxxx@h"},
+		{"redis prefix with a brace", []string{"serve", "--store", "redis", "--redis-url", "redis://h:1", "--redis-prefix", "a}b"}, nil, "--redis-prefix"},
+		{"redis cacert without tls", []string{"serve", "--store", "redis", "--redis-url", "redis://h:1", "--redis-cacert", "ca.pem"}, nil, "rediss://"},
+		{"redis flag with bolt", []string{"serve", "--redis-url", "redis://h:1"}, nil, "--redis-url is for --store redis, not --store bolt"},
+		{"redis env with memory", []string{"serve", "--store", "memory"}, map[string]string{"SSEHUB_REDIS_PREFIX": "p"}, "--redis-prefix is for --store redis"},
+		{"nats without url", []string{"serve", "--store", "nats"}, nil, "--store nats needs --nats-url"},
+		{"nats url not nats", []string{"serve", "--store", "nats", "--nats-url", "redis://h:1"}, nil, "not a list of nats:// or tls:// URLs"},
+		{"nats url second bad", []string{"serve", "--store", "nats", "--nats-url", "nats://h:1,h2:2"}, nil, "not a list of nats:// or tls:// URLs"},
+		{"nats token in url hidden", []string{"serve", "--store", "nats", "--nats-url", "http://tok3n@h:1"}, nil, "xxxxx@h"},
+		{"nats stream with a dot", []string{"serve", "--store", "nats", "--nats-url", "nats://h:1", "--nats-stream", "a.b"}, nil, "--nats-stream"},
+		{"nats zero replicas", []string{"serve", "--store", "nats", "--nats-url", "nats://h:1", "--nats-replicas", "0"}, nil, "--nats-replicas must be 1 to 5"},
+		{"nats missing creds", []string{"serve", "--store", "nats", "--nats-url", "nats://h:1", "--nats-creds", missing}, nil, "--nats-creds"},
+		{"nats flag with redis", []string{"serve", "--store", "redis", "--redis-url", "redis://h:1", "--nats-stream", "S"}, nil, "--nats-stream is for --store nats, not --store redis"},
 
 		{"cors star", []string{"serve", "--cors-origins", "*"}, nil, "credentials"},
 		{"cors star in a list", []string{"serve", "--cors-origins", "https://a.example, *"}, nil, `"*" is not allowed`},
@@ -870,6 +889,32 @@ func TestServeNotFound(t *testing.T) {
 // TestServeConsoleTokenCookie: the console page is told the cookie name
 // of --token-cookie, so that its EventSource sends the token where the
 // hub looks.
+// TestServeConsoleNode checks that the console page names the node that
+// served it: --node-name, or the host name and port.
+func TestServeConsoleNode(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"", "node <a>"} {
+		c := testServeConfig(t, "127.0.0.1:0")
+		c.store = "memory"
+		c.nodeName = name
+		base, _ := startServe(t, c)
+		resp, err := http.Get(base + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		u, _ := url.Parse(base)
+		want := `<meta name="ssehub-node" content="` + html.EscapeString(cmp.Or(name, net.JoinHostPort(host, u.Port()))) + `">`
+		if !strings.Contains(string(page), want) {
+			t.Errorf("--node-name %q: the console page lacks %s", name, want)
+		}
+	}
+}
+
 func TestServeConsoleTokenCookie(t *testing.T) {
 	for _, name := range []string{"", hub.DefaultTokenCookie, "tok"} {
 		c := testServeConfig(t, "127.0.0.1:0")

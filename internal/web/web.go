@@ -46,8 +46,10 @@ var loadAssets = sync.OnceValue(func() map[string]asset {
 		if err != nil {
 			panic(fmt.Sprintf("web: embedded file %s: %v", f.name, err))
 		}
-		if f.path == "/" && !bytes.Contains(body, []byte(cookieMeta)) {
-			panic("web: " + f.name + " lacks " + cookieMeta)
+		for _, meta := range []string{cookieMeta, nodeMeta} {
+			if f.path == "/" && !bytes.Contains(body, []byte(meta)) {
+				panic("web: " + f.name + " lacks " + meta)
+			}
 		}
 		m[f.path] = newAsset(body, f.contentType)
 	}
@@ -69,12 +71,21 @@ const DefaultTokenCookie = "ssehub_token"
 // of the token cookie; NewHandler rewrites its content.
 const cookieMeta = `<meta name="ssehub-token-cookie" content="` + DefaultTokenCookie + `">`
 
+// nodeMeta is the element of index.html that tells the script the name
+// of the node that served the page; NewHandler fills in its content.
+const nodeMeta = `<meta name="ssehub-node" content="">`
+
 // Options configure the console. The zero value is the default.
 type Options struct {
 	// TokenCookie is the name of the cookie in which the page sends a
 	// subscriber's token with its EventSource, which cannot set headers:
 	// the hub's Options.TokenCookie. If empty, DefaultTokenCookie is used.
 	TokenCookie string
+
+	// Node names the hub node that serves the page, shown in its header:
+	// behind a load balancer, it tells which node a browser reached. If
+	// empty, no node is shown.
+	Node string
 }
 
 // Handler returns NewHandler(nil).
@@ -94,13 +105,21 @@ func NewHandler(opts *Options) http.Handler {
 		o = *opts
 	}
 	assets := loadAssets()
-	if o.TokenCookie == "" || o.TokenCookie == DefaultTokenCookie {
+	if (o.TokenCookie == "" || o.TokenCookie == DefaultTokenCookie) && o.Node == "" {
 		return handler{assets: assets}
 	}
 	m := maps.Clone(assets)
 	page := m["/"]
-	meta := `<meta name="ssehub-token-cookie" content="` + html.EscapeString(o.TokenCookie) + `">`
-	m["/"] = newAsset(bytes.Replace(page.body, []byte(cookieMeta), []byte(meta), 1), page.contentType)
+	body := page.body
+	if o.TokenCookie != "" {
+		meta := `<meta name="ssehub-token-cookie" content="` + html.EscapeString(o.TokenCookie) + `">`
+		body = bytes.Replace(body, []byte(cookieMeta), []byte(meta), 1)
+	}
+	if o.Node != "" {
+		meta := `<meta name="ssehub-node" content="` + html.EscapeString(o.Node) + `">`
+		body = bytes.Replace(body, []byte(nodeMeta), []byte(meta), 1)
+	}
+	m["/"] = newAsset(body, page.contentType)
 	return handler{assets: m}
 }
 

@@ -239,6 +239,32 @@ func TestHandlerNotFound(t *testing.T) {
 	}
 }
 
+// TestNewHandlerNode checks that the page names the node that served it
+// to its script, escaped for HTML, and names none by default.
+func TestNewHandlerNode(t *testing.T) {
+	tests := []struct {
+		name string
+		opts *web.Options
+		want string
+	}{
+		{"nil options", nil, `<meta name="ssehub-node" content="">`},
+		{"a node", &web.Options{Node: "a:8081"}, `<meta name="ssehub-node" content="a:8081">`},
+		{"escaped", &web.Options{Node: `<b>"x"`}, `<meta name="ssehub-node" content="&lt;b&gt;&#34;x&#34;">`},
+		{"with a cookie", &web.Options{Node: "n", TokenCookie: "tok"}, `<meta name="ssehub-node" content="n">`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			page := body(t, get(t, web.NewHandler(tt.opts), "GET", "/", nil))
+			if strings.Count(page, `name="ssehub-node"`) != 1 || !strings.Contains(page, tt.want) {
+				t.Errorf("the page lacks %s, once", tt.want)
+			}
+			if tt.opts != nil && tt.opts.TokenCookie == "tok" && !strings.Contains(page, `<meta name="ssehub-token-cookie" content="tok">`) {
+				t.Error("the page lost its token cookie's name")
+			}
+		})
+	}
+}
+
 // TestNewHandlerTokenCookie checks that the page names the token cookie
 // to its script: the default, or the one given, escaped for HTML.
 func TestNewHandlerTokenCookie(t *testing.T) {

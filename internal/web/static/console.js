@@ -405,6 +405,37 @@
     }
   });
 
+  // The node that served the page, which the server writes into it: in a
+  // cluster behind a load balancer, it tells which node this is.
+  const node = document.querySelector('meta[name="ssehub-node"]')?.content || "";
+  if (node) {
+    byTestID("node-name").textContent = node;
+    byTestID("node").hidden = false;
+  }
+
+  // checkReady shows the hub's readiness (GET readyz): not ready while the
+  // hub waits for its store, for example a Redis or NATS that is down.
+  // The check goes to whichever node the load balancer picks.
+  const hubReady = byTestID("hub-ready");
+  async function checkReady() {
+    let ready = false;
+    let why = "";
+    try {
+      const resp = await fetch("readyz", { cache: "no-store" });
+      ready = resp.ok;
+      if (!ready) {
+        why = (await resp.json().catch(() => ({}))).detail || `HTTP ${resp.status}`;
+      }
+    } catch (err) {
+      why = "the hub cannot be reached";
+    }
+    hubReady.textContent = ready ? "HUB READY" : "HUB NOT READY";
+    hubReady.dataset.state = ready ? "ready" : "closed";
+    hubReady.title = ready ? "The hub's readiness (GET readyz): ready" : `The hub's readiness (GET readyz): ${why}`;
+  }
+  setInterval(checkReady, 5000);
+  checkReady();
+
   let drawnSecond = 0;
   setInterval(() => {
     updateState();
