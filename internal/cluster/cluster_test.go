@@ -1,10 +1,13 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -147,6 +150,7 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 				t.Errorf("publish of %s on node %s: status %d, %v, %q; want 200 (only node A died)", o.data, o.node, o.status, o.err, o.body)
 			}
 		}
+		checkUniqueIDs(t, acked)
 		for _, s := range append(onA, stay) {
 			s.waitData(t, acked, 15*time.Second)
 			checkExactlyOnce(t, "subscriber "+s.name, s.received(), acked, maybe)
@@ -269,6 +273,7 @@ func TestBackendRestart(t *testing.T) {
 				}
 			}
 		}
+		checkUniqueIDs(t, acked)
 		for _, s := range subs {
 			s.waitData(t, acked, 15*time.Second)
 			checkExactlyOnce(t, "subscriber "+s.name, s.received(), acked, maybe)
@@ -330,7 +335,54 @@ func TestNDJSONAcrossNodes(t *testing.T) {
 			t.Fatalf("last batch on node C: status %d, %v, %q; want 200 and 5 IDs", r.status, r.err, r.body)
 		}
 		want = append(want, r.ids...)
+		for _, s := range subs {
+			s.waitAll(t, want, 15*time.Second)
+			sameIDs(t, "subscriber "+s.name, s.ids(), want)
+		}
 
+		// Batches published at once on all three nodes: each gets
+		// consecutive positions of its own, and arrives whole.
+		var wg sync.WaitGroup
+		results := make([][]published, len(nodes))
+		for i, n := range nodes {
+			wg.Go(func() {
+				for k := range 5 {
+					results[i] = append(results[i], n.publish("application/x-ndjson", ndjson(topic, fmt.Sprintf("c%s%d", n.name, k), 10, nil), 10*time.Second))
+				}
+			})
+		}
+		wg.Wait()
+		owner := make(map[string]string) // ID to batch
+		for i, rs := range results {
+			for k, r := range rs {
+				batch := fmt.Sprintf("c%s%d", nodes[i].name, k)
+				if r.status != http.StatusOK || len(r.ids) != 10 {
+					t.Fatalf("concurrent batch %s: status %d, %v, %q; want 200 and 10 IDs", batch, r.status, r.err, r.body)
+				}
+				first, _ := strconv.ParseUint(r.ids[0], 10, 64)
+				for j, id := range r.ids {
+					if id != strconv.FormatUint(first+uint64(j), 10) {
+						t.Errorf("concurrent batch %s: IDs %v are not consecutive positions", batch, r.ids)
+						break
+					}
+				}
+				for _, id := range r.ids {
+					if other, ok := owner[id]; ok {
+						t.Errorf("ID %s acknowledged for batches %s and %s", id, other, batch)
+					}
+					owner[id] = batch
+				}
+			}
+		}
+		if t.Failed() {
+			return
+		}
+		var concurrent []string
+		for id := range owner {
+			concurrent = append(concurrent, id)
+		}
+		slices.SortFunc(concurrent, func(a, b string) int { return cmp.Compare(len(a), len(b))*2 + cmp.Compare(a, b) })
+		want = append(want, concurrent...)
 		for _, s := range subs {
 			s.waitAll(t, want, 15*time.Second)
 			sameIDs(t, "subscriber "+s.name, s.ids(), want)

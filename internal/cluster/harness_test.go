@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -670,32 +671,34 @@ func (s *subscriber) waitAll(t testing.TB, want []string, timeout time.Duration)
 // and IDs, the positions the Log assigned, increasing.
 func checkExactlyOnce(t testing.TB, who string, got []received, acked map[string]string, maybe map[string]bool) {
 	t.Helper()
+	var bad []string
+	fail := func(format string, a ...any) { bad = append(bad, fmt.Sprintf(format, a...)) }
 	byID := make(map[string]int)
 	byData := make(map[string]int)
 	var prev uint64
 	for i, r := range got {
 		if j, ok := byID[r.id]; ok {
-			t.Errorf("%s: event ID %s received twice, at %d and %d", who, r.id, j, i)
+			fail("event ID %s received twice, at %d and %d", r.id, j, i)
 		}
 		byID[r.id] = i
 		if j, ok := byData[r.data]; ok {
-			t.Errorf("%s: event %q received twice, at %d and %d", who, r.data, j, i)
+			fail("event %q received twice, at %d and %d", r.data, j, i)
 		}
 		byData[r.data] = i
 		pos, err := strconv.ParseUint(r.id, 10, 64)
 		if err != nil {
-			t.Errorf("%s: event ID %q is not a position", who, r.id)
+			fail("event ID %q is not a position", r.id)
 			continue
 		}
 		if pos <= prev {
-			t.Errorf("%s: event %s received after %d: out of order", who, r.id, prev)
+			fail("event %s received after %d: out of order", r.id, prev)
 		}
 		prev = pos
 		if id, ok := acked[r.data]; ok && id != r.id {
-			t.Errorf("%s: event %q received with ID %s; it was acknowledged as %s", who, r.data, r.id, id)
+			fail("event %q received with ID %s; it was acknowledged as %s", r.data, r.id, id)
 		}
 		if _, ok := acked[r.data]; !ok && !maybe[r.data] {
-			t.Errorf("%s: received event %q (ID %s), which no publish of this test could have made", who, r.data, r.id)
+			fail("received event %q (ID %s), which no publish of this test could have made", r.data, r.id)
 		}
 	}
 	var missing []string
@@ -705,7 +708,33 @@ func checkExactlyOnce(t testing.TB, who string, got []received, acked map[string
 		}
 	}
 	if len(missing) > 0 {
-		t.Errorf("%s: %d acknowledged events never received: %v", who, len(missing), missing[:min(10, len(missing))])
+		fail("%d acknowledged events never received: %v", len(missing), missing[:min(10, len(missing))])
+	}
+	if len(bad) > 0 {
+		t.Errorf("%s received %d events with %d problems, such as:\n  %s", who, len(got), len(bad), strings.Join(bad[:min(8, len(bad))], "\n  "))
+	}
+}
+
+// checkUniqueIDs fails the test when two acknowledged events (acked
+// maps their data to their IDs) got the same ID: the Log gave one
+// position twice.
+func checkUniqueIDs(t testing.TB, acked map[string]string) {
+	t.Helper()
+	byID := make(map[string][]string)
+	for data, id := range acked {
+		byID[id] = append(byID[id], data)
+	}
+	var bad []string
+	for id, data := range byID {
+		if len(data) > 1 {
+			slices.Sort(data)
+			bad = append(bad, fmt.Sprintf("%s: %v", id, data))
+		}
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		t.Errorf("%d IDs were each acknowledged for several events published concurrently on different nodes, such as:\n  %s",
+			len(bad), strings.Join(bad[:min(8, len(bad))], "\n  "))
 	}
 }
 
