@@ -201,8 +201,12 @@ func TestBackendRestart(t *testing.T) {
 			waitFor(t, 15*time.Second, func() bool { return n.status("/readyz") == http.StatusServiceUnavailable },
 				"node %s: /readyz not 503 with the backend down", n.name)
 		}
-		// The outage lasts until both nodes have refused publishes.
+		// The outage lasts 1.5s at least, and until both nodes have
+		// refused publishes.
 		waitFor(t, 25*time.Second, func() bool {
+			if time.Since(killed) < 1500*time.Millisecond {
+				return false
+			}
 			all, _, _ := lp.outcomes()
 			refused := map[string]int{}
 			for _, o := range all {
