@@ -102,7 +102,7 @@ func TestLog(t *testing.T) {
 	logtest.Run(t, func(t *testing.T) hub.Log { return openShared(t) })
 }
 
-func sels(t *testing.T, ss ...string) []hub.Selector {
+func sels(t testing.TB, ss ...string) []hub.Selector {
 	t.Helper()
 	var out []hub.Selector
 	for _, s := range ss {
