@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -109,59 +108,98 @@ func TestKillRestart(t *testing.T) {
 	}()
 
 	appendSome(0, 40)
+	// Concurrent appenders run into the kill: what they were acknowledged
+	// must survive; what failed may or may not have been stored (a
+	// message stored whose acknowledgement the kill lost).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := []hub.Record{{Topics: []string{"c"}, Data: "c", ID: fmt.Sprintf("c%d.%d", g, i)}}
+				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+				err := s.Append(ctx, r)
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked = append(acked, r...)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
 	srv.kill(t)
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
 	down("after SIGKILL")
 	srv.start(t)
 	appendSome(40, 40)
 
-	mu.Lock()
-	want := slices.Clone(acked)
-	mu.Unlock()
-	for i := range want {
-		if want[i].Pos != uint64(i+1) {
-			t.Fatalf("acknowledged record %d has position %d; want %d", i, want[i].Pos, i+1)
-		}
+	ctx, cancel2 := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel2()
+	_, last, err := s.Bounds(ctx)
+	if err != nil {
+		t.Fatalf("Bounds after restart: %v", err)
 	}
+	var got []hub.Record
 	deadline := time.After(15 * time.Second)
-	for i := range want {
+	for len(got) < int(last) {
 		select {
 		case r := <-tailed:
-			if r.Pos != want[i].Pos || r.ID != want[i].ID || r.Data != want[i].Data {
-				t.Fatalf("Tail delivered position %d (%q); want %d (%q)", r.Pos, r.ID, want[i].Pos, want[i].ID)
+			if r.Pos != uint64(len(got)+1) {
+				t.Fatalf("Tail delivered position %d after %d records; want %d", r.Pos, len(got), len(got)+1)
 			}
+			got = append(got, r)
 		case <-deadline:
-			t.Fatalf("Tail delivered %d of %d records", i, len(want))
+			t.Fatalf("Tail delivered %d of %d records", len(got), last)
 		}
 	}
 	select {
 	case r := <-tailed:
-		t.Errorf("Tail delivered position %d beyond the %d acknowledged", r.Pos, len(want))
+		t.Errorf("Tail delivered position %d beyond the last, %d", r.Pos, last)
 	case <-time.After(50 * time.Millisecond):
 	}
 	cancel()
 	<-tailErr
+	mu.Lock()
+	defer mu.Unlock()
+	byID := map[string]hub.Record{}
+	for _, r := range got {
+		byID[r.ID] = r
+	}
+	for _, w := range acked {
+		if r, ok := byID[w.ID]; !ok || r.Pos != w.Pos || r.Data != w.Data {
+			t.Errorf("acknowledged record %q at %d: Tail delivered %+v", w.ID, w.Pos, r)
+		}
+	}
+	t.Logf("%d records acknowledged, %d stored", len(acked), len(got))
 
-	// The records are in the stream: a new Store reads them all.
+	// The records are in the stream: a new Store reads the same.
 	s2, err := natsstore.Open(natsstore.Options{URL: url, Stream: "KILL"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	ctx, cancel2 := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel2()
-	if first, last, err := s2.Bounds(ctx); err != nil || first != 1 || last != uint64(len(want)) {
-		t.Errorf("new Store: Bounds = %d, %d, %v; want 1, %d, nil", first, last, err, len(want))
+	if first, l2, err := s2.Bounds(ctx); err != nil || first != 1 || l2 != last {
+		t.Errorf("new Store: Bounds = %d, %d, %v; want 1, %d, nil", first, l2, err, last)
 	}
-	var got []hub.Record
-	if err := s2.Read(ctx, 0, sels(t, "**"), func(r *hub.Record) bool { got = append(got, *r); return true }); err != nil {
+	var read []hub.Record
+	if err := s2.Read(ctx, 0, sels(t, "**"), func(r *hub.Record) bool { read = append(read, *r); return true }); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("new Store: Read delivered %d records; want %d", len(got), len(want))
+	if len(read) != len(got) {
+		t.Fatalf("new Store: Read delivered %d records; want %d", len(read), len(got))
 	}
-	for i := range got {
-		if got[i].Pos != want[i].Pos || got[i].ID != want[i].ID || got[i].Data != want[i].Data {
-			t.Errorf("new Store: record %d = %d %q; want %d %q", i, got[i].Pos, got[i].ID, want[i].Pos, want[i].ID)
+	for i := range read {
+		if read[i].Pos != got[i].Pos || read[i].ID != got[i].ID || read[i].Data != got[i].Data {
+			t.Errorf("new Store: record %d = %d %q; want %d %q", i, read[i].Pos, read[i].ID, got[i].Pos, got[i].ID)
 		}
 	}
 	for _, what := range []string{"before the first start", "after SIGKILL"} {
