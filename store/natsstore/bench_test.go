@@ -112,6 +112,26 @@ func BenchmarkCatchUp(b *testing.B) {
 	s := openShared(b)
 	defer s.Close()
 	fill(b, s, n, 0)
+	catchUp(b, s, n)
+}
+
+// BenchmarkCatchUpSingles reads 20,000 events behind, each stored in its
+// own message, as a lone publisher's events are: the worst case of a
+// cold read, one direct get per event.
+func BenchmarkCatchUpSingles(b *testing.B) {
+	const n = 20_000
+	s := openShared(b)
+	defer s.Close()
+	data := strings.Repeat("x", 100)
+	for range n {
+		if err := s.Append(context.Background(), []hub.Record{{Topics: []string{"busy"}, Data: data}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	catchUp(b, s, n)
+}
+
+func catchUp(b *testing.B, s *natsstore.Store, n int) {
 	busy := sels(b, "busy")
 	for _, cold := range []bool{true, false} {
 		b.Run(map[bool]string{true: "cold", false: "cached"}[cold], func(b *testing.B) {
