@@ -65,8 +65,8 @@
 //   - Read takes the positions from the index, merging the lists of the
 //     topics its selectors match (a pattern matching more than 32 topics
 //     walks every position), and fetches only the batch messages holding
-//     them, from the cache or with one direct get each. A quiet topic is
-//     replayed without reading the busy ones.
+//     them, from the cache or with direct gets, 16 in flight. A quiet
+//     topic is replayed without reading the busy ones.
 //   - Tail delivers what the index holds after its position and waits for
 //     it to grow.
 //   - Lookup answers from the index, after catching up with the stream
