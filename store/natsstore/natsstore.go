@@ -238,6 +238,9 @@ func (s *Store) stream(ctx context.Context) (jetstream.Stream, error) {
 		case st != nil:
 			return st, nil
 		case !s.nc.IsConnected():
+			if last := s.nc.LastError(); last != nil {
+				return nil, fmt.Errorf("%w: nats is unreachable (%s): %w", errNotReady, s.nc.Status(), last)
+			}
 			return nil, fmt.Errorf("%w: nats is unreachable (%s)", errNotReady, s.nc.Status())
 		}
 		if timeout == nil {

@@ -101,3 +101,16 @@ func openShared(tb testing.TB) *natsstore.Store {
 func TestLog(t *testing.T) {
 	logtest.Run(t, func(t *testing.T) hub.Log { return openShared(t) })
 }
+
+func sels(t testing.TB, ss ...string) []hub.Selector {
+	t.Helper()
+	var out []hub.Selector
+	for _, s := range ss {
+		sel, err := hub.ParseSelector(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, sel)
+	}
+	return out
+}

@@ -93,6 +93,59 @@ func (s *Store) fetch(ctx context.Context, st jetstream.Stream, seq uint64) ([]h
 	return recs, nil
 }
 
+// fetchers is how many direct gets prefetch keeps in flight.
+const fetchers = 16
+
+// prefetch fetches, concurrently, the batches of locs that are not
+// cached, when there are several: a cold Read of small batches then
+// waits for one round trip per 16 batches rather than one per batch. It
+// returns the batches it fetched, and the first error of a fetch.
+func (s *Store) prefetch(ctx context.Context, st jetstream.Stream, locs []loc) (map[uint64][]hub.Record, error) {
+	var seqs []uint64
+	for i, l := range locs {
+		if i > 0 && l.seq == locs[i-1].seq {
+			continue
+		}
+		if _, ok := s.cache.get(l.seq); !ok {
+			seqs = append(seqs, l.seq)
+		}
+	}
+	if len(seqs) < 2 {
+		return nil, nil
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards out and first
+		out   = make(map[uint64][]hub.Record, len(seqs))
+		first error
+		next  = make(chan uint64)
+	)
+	for range min(fetchers, len(seqs)) {
+		wg.Go(func() {
+			for seq := range next {
+				recs, err := s.fetch(ctx, st, seq)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				if err == nil {
+					out[seq] = recs
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, seq := range seqs {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- seq
+	}
+	close(next)
+	wg.Wait()
+	return out, first
+}
+
 // chunk is how many records Read and Tail take from the index at a
 // time.
 const chunk = 256
@@ -137,11 +190,20 @@ func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn 
 			locs, more = s.idx.merge(locs, after, topics, chunk)
 		}
 		s.mu.Unlock()
+		fetched, err := s.prefetch(ctx, st, locs)
+		if err != nil && !errors.Is(err, errGone) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("natsstore: read: %w", err)
+		}
 		var recs []hub.Record
 		var seq uint64
 		for _, l := range locs {
 			if recs == nil || l.seq != seq {
-				if recs, err = s.fetch(ctx, st, l.seq); err != nil {
+				if recs = fetched[l.seq]; recs != nil {
+					err = nil
+				} else if recs, err = s.fetch(ctx, st, l.seq); err != nil {
 					if errors.Is(err, errGone) {
 						return fmt.Errorf("natsstore: read after %d: %w", after, hub.ErrTrimmed)
 					}
