@@ -15,10 +15,11 @@ import (
 
 // An appendReq is one Append waiting for the committer.
 type appendReq struct {
-	ctx  context.Context
-	recs []hub.Record // copies of the caller's records; the committer assigns them
-	size int          // bytes of their encoding, about
-	done chan error   // 1 slot: the outcome
+	ctx    context.Context
+	recs   []hub.Record // copies of the caller's records; the committer assigns them
+	assign []bool       // which of recs came without an ID: the committer assigns theirs, anew at each try
+	size   int          // bytes of their encoding, about
+	done   chan error   // 1 slot: the outcome
 }
 
 // Append implements hub.Log. It queues recs for the committer goroutine,
@@ -37,7 +38,7 @@ func (s *Store) Append(ctx context.Context, recs []hub.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	req := &appendReq{ctx: ctx, recs: make([]hub.Record, len(recs)), done: make(chan error, 1)}
+	req := &appendReq{ctx: ctx, recs: make([]hub.Record, len(recs)), assign: make([]bool, len(recs)), done: make(chan error, 1)}
 	for i := range recs {
 		r := recs[i]
 		if r.ID != "" {
@@ -52,6 +53,7 @@ func (s *Store) Append(ctx context.Context, recs []hub.Record) error {
 		}
 		r.Topics = slices.Clone(r.Topics)
 		req.recs[i] = r
+		req.assign[i] = r.ID == ""
 		req.size += 32 + len(r.ID) + len(r.Type) + len(r.Data)
 		for _, t := range r.Topics {
 			req.size += 2 + len(t)
@@ -181,8 +183,8 @@ func (s *Store) commitGroup(group []*appendReq) {
 		var ok []*appendReq
 		for _, req := range group {
 			dup := ""
-			for _, r := range req.recs {
-				if r.ID == "" {
+			for i, r := range req.recs {
+				if req.assign[i] {
 					continue
 				}
 				if _, held := s.idx.ids[r.ID]; held || taken[r.ID] {
@@ -198,7 +200,9 @@ func (s *Store) commitGroup(group []*appendReq) {
 				r := &req.recs[i]
 				r.Pos = next
 				next++
-				if r.ID == "" {
+				if req.assign[i] {
+					// Assigned anew at each try: a try that lost the
+					// race for the stream's end gave it an older one.
 					r.ID = strconv.FormatUint(r.Pos, 10)
 				} else {
 					taken[r.ID] = true
