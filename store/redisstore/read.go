@@ -68,6 +68,7 @@ func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn 
 		if status < 0 {
 			return fmt.Errorf("redisstore: read after %d: %w", after, hub.ErrTrimmed)
 		}
+		s.visited.Add(uint64(len(res) - 1))
 		for _, v := range res[1:] {
 			r, err := decodeScriptEntry(v)
 			if err != nil {

@@ -81,6 +81,10 @@ type Store struct {
 	// Keys. See doc.go.
 	kSeq, kLog, kIDs, kTopics string
 	kTopicPrefix              string // + topic: the topic's index
+
+	// visited counts the records Read decoded; tests use it to check
+	// that Read reads only the index of the topics asked for.
+	visited atomic.Uint64
 }
 
 // Open returns a Store for o. It checks o, but does not contact the
@@ -125,6 +129,11 @@ func Open(o Options) (*Store, error) {
 	// lost may have run, and running an Append again would append its
 	// records twice. The hub retries Tail; publishers retry a publish.
 	ro.MaxRetries = -1
+	// Two tries of a dial, not five: while Redis is down, each operation
+	// fails in a few hundred milliseconds, and the hub retries.
+	if ro.DialerRetries <= 0 {
+		ro.DialerRetries = 2
+	}
 	// Deadlines of the caller's contexts bound each command, so that
 	// Bounds fails within the hub's readiness timeout instead of hanging.
 	ro.ContextTimeoutEnabled = true
