@@ -189,7 +189,11 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func([]hub.Record) er
 	}
 }
 
-// serverTime returns Redis's clock.
+// serverTime returns the clock of the Redis that holds the log.
 func (s *Store) serverTime(ctx context.Context) (time.Time, error) {
-	return s.rdb.Time(ctx).Result()
+	us, err := timeScript.Run(ctx, s.rdb, []string{s.kLog}).Int64()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMicro(us), nil
 }

@@ -235,3 +235,11 @@ for q = 1, #f, 2 do
 end
 return 0
 `)
+
+// timeScript returns the server's clock in Unix microseconds: the clock
+// appendScript stamps records with, of the node that holds KEYS[1] on a
+// cluster.
+var timeScript = redis.NewScript(`
+local now = redis.call('TIME')
+return tonumber(now[1]) * 1000000 + tonumber(now[2])
+`)
