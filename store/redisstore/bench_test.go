@@ -20,39 +20,52 @@ const publishers = 16
 // BenchmarkAppendParallel measures acknowledged appends from 16
 // concurrent publishers, each waiting for its Append before the next:
 // one op is one Append of batch records of 100 bytes, each publisher on
-// its own topic.
+// its own topic. single and batch100 run against the shared Redis (with
+// its own settings); aof-always/... against a redis-server the benchmark
+// starts with appendonly yes and appendfsync always, the setting under
+// which an acknowledged record survives a crash of Redis.
 func BenchmarkAppendParallel(b *testing.B) {
-	data := strings.Repeat("x", 100)
+	sharedURL(b)
+	aof := startServer(b, false)
 	for _, bc := range []struct {
 		name  string
+		aof   bool
 		batch int
-	}{{"single", 1}, {"batch100", 100}} {
+	}{{"single", false, 1}, {"batch100", false, 100}, {"aof-always/single", true, 1}, {"aof-always/batch100", true, 100}} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := openShared(b, Options{})
-			ctx := context.Background()
-			var publisher atomic.Int64
-			b.SetParallelism((publishers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				topic := fmt.Sprintf("bench/%d", publisher.Add(1))
-				recs := make([]hub.Record, bc.batch)
-				for pb.Next() {
-					for i := range recs {
-						recs[i] = hub.Record{Topics: []string{topic}, Data: data}
-					}
-					if err := s.Append(ctx, recs); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N*bc.batch)/elapsed.Seconds(), "events/s")
+			o := Options{}
+			if bc.aof {
+				o.URL, o.Prefix = "redis://"+aof.addr(), uniquePrefix(b, "redis://"+aof.addr())
+			}
+			benchAppend(b, openShared(b, o), bc.batch)
 		})
 	}
+}
+
+func benchAppend(b *testing.B, s *Store, batch int) {
+	data := strings.Repeat("x", 100)
+	ctx := context.Background()
+	var publisher atomic.Int64
+	b.SetParallelism((publishers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		topic := fmt.Sprintf("bench/%d", publisher.Add(1))
+		recs := make([]hub.Record, batch)
+		for pb.Next() {
+			for i := range recs {
+				recs[i] = hub.Record{Topics: []string{topic}, Data: data}
+			}
+			if err := s.Append(ctx, recs); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "events/s")
 }
 
 // fill appends n records of 100 bytes in batches of 1000; every
