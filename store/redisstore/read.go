@@ -68,6 +68,7 @@ func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn 
 		if status < 0 {
 			return fmt.Errorf("redisstore: read after %d: %w", after, hub.ErrTrimmed)
 		}
+		s.visited.Add(uint64(len(res) - 1))
 		for _, v := range res[1:] {
 			r, err := decodeScriptEntry(v)
 			if err != nil {
@@ -188,7 +189,11 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func([]hub.Record) er
 	}
 }
 
-// serverTime returns Redis's clock.
+// serverTime returns the clock of the Redis that holds the log.
 func (s *Store) serverTime(ctx context.Context) (time.Time, error) {
-	return s.rdb.Time(ctx).Result()
+	us, err := timeScript.Run(ctx, s.rdb, []string{s.kLog}).Int64()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMicro(us), nil
 }

@@ -58,6 +58,13 @@ type Options struct {
 	// roots.
 	TLSConfig *tls.Config
 
+	// Cluster says that URL is a Redis Cluster's, as go-redis's
+	// ParseClusterURL reads it: redis://[user:password@]host:port
+	// ?addr=host2:port2&addr=..., any of its nodes (or rediss://). The
+	// store's keys are all in one slot, so one node serves them; the
+	// client follows the cluster's redirections.
+	Cluster bool
+
 	// TrimChunk is the most records one Trim script call removes, so
 	// that a large trim never blocks Redis for long: Redis runs one
 	// script at a time. If zero, 1000 is used.
@@ -73,7 +80,7 @@ type Options struct {
 // same Redis and prefix: that is how hub nodes form a cluster. The zero
 // value is not usable; call Open, and Close when done.
 type Store struct {
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
 	log       *slog.Logger
 	trimChunk int
 	closed    atomic.Bool
@@ -81,6 +88,10 @@ type Store struct {
 	// Keys. See doc.go.
 	kSeq, kLog, kIDs, kTopics string
 	kTopicPrefix              string // + topic: the topic's index
+
+	// visited counts the records Read decoded; tests use it to check
+	// that Read reads only the index of the topics asked for.
+	visited atomic.Uint64
 }
 
 // Open returns a Store for o. It checks o, but does not contact the
@@ -91,29 +102,15 @@ func Open(o Options) (*Store, error) {
 	if o.URL == "" {
 		return nil, errors.New("redisstore: open: no URL")
 	}
-	ro, err := redis.ParseURL(o.URL)
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: open: %w", err)
-	}
-	if o.TLSConfig != nil {
-		if ro.TLSConfig == nil {
-			return nil, errors.New("redisstore: open: a TLSConfig needs a rediss:// URL")
-		}
-		c := o.TLSConfig.Clone()
-		if c.ServerName == "" {
-			c.ServerName = ro.TLSConfig.ServerName
-		}
-		c.InsecureSkipVerify = c.InsecureSkipVerify || ro.TLSConfig.InsecureSkipVerify
-		if c.MinVersion == 0 {
-			c.MinVersion = ro.TLSConfig.MinVersion
-		}
-		ro.TLSConfig = c
-	}
 	if o.Prefix == "" {
 		o.Prefix = "ssehub"
 	}
 	if strings.ContainsAny(o.Prefix, "{}") {
 		return nil, fmt.Errorf("redisstore: open: prefix %q contains a brace", o.Prefix)
+	}
+	rdb, err := newClient(o)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: open: %w", err)
 	}
 	if o.TrimChunk <= 0 {
 		o.TrimChunk = defaultTrimChunk
@@ -121,15 +118,8 @@ func Open(o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	// The client never retries a command itself: a script whose reply was
-	// lost may have run, and running an Append again would append its
-	// records twice. The hub retries Tail; publishers retry a publish.
-	ro.MaxRetries = -1
-	// Deadlines of the caller's contexts bound each command, so that
-	// Bounds fails within the hub's readiness timeout instead of hanging.
-	ro.ContextTimeoutEnabled = true
 	s := &Store{
-		rdb:       redis.NewClient(ro),
+		rdb:       rdb,
 		log:       o.Logger,
 		trimChunk: o.TrimChunk,
 	}
@@ -137,6 +127,64 @@ func Open(o Options) (*Store, error) {
 	s.kSeq, s.kLog, s.kIDs, s.kTopics = tag+"seq", tag+"log", tag+"ids", tag+"topics"
 	s.kTopicPrefix = tag + "t:"
 	return s, nil
+}
+
+// newClient returns the client of o.URL.
+func newClient(o Options) (redis.UniversalClient, error) {
+	var (
+		tc   **tls.Config
+		newc func() redis.UniversalClient
+	)
+	if o.Cluster {
+		co, err := redis.ParseClusterURL(o.URL)
+		if err != nil {
+			return nil, err
+		}
+		tc = &co.TLSConfig
+		co.MaxRetries, co.ContextTimeoutEnabled = -1, true
+		if co.DialerRetries <= 0 {
+			co.DialerRetries = 2
+		}
+		newc = func() redis.UniversalClient { return redis.NewClusterClient(co) }
+	} else {
+		ro, err := redis.ParseURL(o.URL)
+		if err != nil {
+			return nil, err
+		}
+		tc = &ro.TLSConfig
+		// The client never retries a command itself: a script whose
+		// reply was lost may have run, and running an Append again
+		// would append its records twice. The hub retries Tail;
+		// publishers retry a publish.
+		ro.MaxRetries = -1
+		// Deadlines of the caller's contexts bound each command, so
+		// that Bounds fails within the hub's readiness timeout instead
+		// of hanging.
+		ro.ContextTimeoutEnabled = true
+		// Two tries of a dial, not five: while Redis is down, each
+		// operation fails in a few hundred milliseconds, and the hub
+		// retries.
+		if ro.DialerRetries <= 0 {
+			ro.DialerRetries = 2
+		}
+		newc = func() redis.UniversalClient { return redis.NewClient(ro) }
+	}
+	if o.TLSConfig != nil {
+		parsed := *tc
+		if parsed == nil {
+			return nil, errors.New("a TLSConfig needs a rediss:// URL")
+		}
+		c := o.TLSConfig.Clone()
+		if c.ServerName == "" {
+			c.ServerName = parsed.ServerName
+		}
+		c.InsecureSkipVerify = c.InsecureSkipVerify || parsed.InsecureSkipVerify
+		if c.MinVersion == 0 {
+			c.MinVersion = parsed.MinVersion
+		}
+		*tc = c
+	}
+	return newc(), nil
 }
 
 // Close implements hub.Log. It closes the connections, which makes a Tail

@@ -101,7 +101,9 @@ return out
 
 // indexScript returns, as scanScript does, the records after ARGV[1] on
 // the topics whose index streams are KEYS[3:], merged in position order,
-// a record on several of them once, up to ARGV[2] of them.
+// a record on several of them once, up to ARGV[2] of them. It fetches
+// the records one XRANGE each, or, when they are at least half of the
+// log's records in their span, with one XRANGE of that span.
 //
 //	KEYS  seq, log, index streams
 var indexScript = redis.NewScript(trimmedCheck + `
@@ -120,8 +122,19 @@ for k = 3, #KEYS do
 end
 table.sort(ps)
 if #ps > count then more = 1 end
+local m = math.min(#ps, count)
 local out = {more}
-for j = 1, math.min(#ps, count) do
+if m > 0 and ps[m] - ps[1] < 2 * m then
+  -- Dense: one range of the log, keeping the positions chosen.
+  local want = {}
+  for j = 1, m do want[ps[j]] = true end
+  local es = redis.call('XRANGE', KEYS[2], string.format('%d-0', ps[1]), string.format('%d-0', ps[m]))
+  for _, e in ipairs(es) do
+    if want[tonumber(string.match(e[1], '^%d+'))] then out[#out + 1] = e end
+  end
+  return out
+end
+for j = 1, m do
   local sid = string.format('%d-0', ps[j])
   local e = redis.call('XRANGE', KEYS[2], sid, sid)
   if e[1] then out[#out + 1] = e[1] end
@@ -221,4 +234,12 @@ for q = 1, #f, 2 do
   end
 end
 return 0
+`)
+
+// timeScript returns the server's clock in Unix microseconds: the clock
+// appendScript stamps records with, of the node that holds KEYS[1] on a
+// cluster.
+var timeScript = redis.NewScript(`
+local now = redis.call('TIME')
+return tonumber(now[1]) * 1000000 + tonumber(now[2])
 `)
