@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/store/natsstore"
@@ -22,9 +25,10 @@ var stores = []string{"bolt", "memory", "redis", "nats"}
 // backendFlags configure the cluster stores, --store redis and --store
 // nats, whose Log lives on a server that every node of a cluster shares.
 type backendFlags struct {
-	redisURL    string
-	redisPrefix string
-	redisCACert string
+	redisURL     string
+	redisPrefix  string
+	redisCACert  string
+	redisCluster bool
 
 	natsURL      string
 	natsStream   string
@@ -38,6 +42,7 @@ type backendFlags struct {
 func (b *backendFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.redisURL, "redis-url", "", "with --store redis: the Redis server `URL`, redis://[user:password@]host:port[/db], or rediss:// for TLS")
 	fs.StringVar(&b.redisPrefix, "redis-prefix", "ssehub", "with --store redis: the `prefix` of every key, as {prefix}:name (hubs with different prefixes share a Redis; one hash tag for Redis Cluster)")
+	fs.BoolVar(&b.redisCluster, "redis-cluster", false, "with --store redis: --redis-url is a node of a Redis Cluster (several nodes: redis://host1:6379?addr=host2:6379&addr=host3:6379); the keys share one hash tag, so one slot")
 	fs.StringVar(&b.redisCACert, "redis-cacert", "", "with --store redis and rediss://: trust the CA certificates in this PEM `file` rather than the system's")
 	fs.StringVar(&b.natsURL, "nats-url", "", "with --store nats: the NATS server `URLs`, nats://[user:password@]host:port or tls://..., comma-separated")
 	fs.StringVar(&b.natsStream, "nats-stream", "SSEHUB", "with --store nats: the JetStream stream `name` (created or updated at start)")
@@ -99,7 +104,11 @@ func (b *backendFlags) check(store string, set map[string]bool) error {
 func (b *backendFlags) open(store string, logger *slog.Logger) (hub.Log, error) {
 	switch store {
 	case "redis":
-		o := redisstore.Options{URL: b.redisURL, Prefix: b.redisPrefix, Logger: logger}
+		// go-redis reports a failed dial through its own logger, on
+		// stderr by default: into the hub's log, at debug, since the hub
+		// logs the store's failures itself.
+		redis.SetLogger(redisLogger{logger})
+		o := redisstore.Options{URL: b.redisURL, Prefix: b.redisPrefix, Cluster: b.redisCluster, Logger: logger}
 		if b.redisCACert != "" {
 			cfg, err := caConfig(b.redisCACert)
 			if err != nil {
@@ -128,11 +137,18 @@ func (b *backendFlags) open(store string, logger *slog.Logger) (hub.Log, error) 
 func (b *backendFlags) describe(store string) []any {
 	switch store {
 	case "redis":
-		return []any{"redis_url", redact(b.redisURL), "redis_prefix", b.redisPrefix}
+		return []any{"redis_url", redact(b.redisURL), "redis_prefix", b.redisPrefix, "redis_cluster", b.redisCluster}
 	case "nats":
 		return []any{"nats_url", redact(b.natsURL), "nats_stream", b.natsStream, "nats_replicas", b.natsReplicas}
 	}
 	return nil
+}
+
+// redisLogger routes go-redis's messages to a slog.Logger.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }
 
 // caConfig returns a TLS configuration that trusts the CA certificates in
