@@ -194,6 +194,15 @@
 // does. A publisher that retries after a 503 with its own event ID learns
 // from a 409 that the first try was stored after all.
 //
+// A backend that loses its records (a Redis restarted without
+// persistence) breaks the Log's contract: its positions start over,
+// below those the hub has delivered. Run notices within a second or two
+// (it compares the Log's end with the fan-out's every second), logs an
+// error, ends every stream, whose cursors belong to the lost history, and
+// tails on from the Log's new end, so that live events flow again.
+// Clients that resume with a cursor the new history does not hold get
+// the gap event of an unknown cursor.
+//
 // # Metrics
 //
 // With Options.Registerer set, the Hub registers: ssehub_connections and

@@ -20,6 +20,7 @@ var (
 	errClosed  = errors.New("hub: closed")
 	errSlow    = errors.New("hub: subscriber too slow: queue full")
 	errStopped = errors.New("hub: not running")
+	errLogBack = errors.New("hub: the log went back: its backend lost records")
 
 	errTooManyStreams    = errors.New("the hub serves as many event streams as it may")
 	errTooManyFromClient = errors.New("this client address holds as many event streams as it may")

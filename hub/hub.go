@@ -414,7 +414,21 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	var fanned atomic.Uint64 // the last position handed to the fan-out
 	fanned.Store(last)
-	wg.Go(func() { h.sampleLag(ctx, &fanned) })
+	var (
+		tailMu     sync.Mutex
+		stopTail   context.CancelFunc // cancels the Tail in progress
+		wentBackTo atomic.Int64       // the Log's last when it went back, else -1
+	)
+	wentBackTo.Store(-1)
+	wentBack := func(last uint64) {
+		wentBackTo.Store(int64(last))
+		tailMu.Lock()
+		if stopTail != nil {
+			stopTail()
+		}
+		tailMu.Unlock()
+	}
+	wg.Go(func() { h.sampleLag(ctx, &fanned, wentBack) })
 	defer func() {
 		h.setTailing(false)
 		h.stopRunning()
@@ -434,13 +448,35 @@ func (h *Hub) Run(ctx context.Context) error {
 	b := backoff{min: h.opts.RetryBackoff / 20, max: h.opts.RetryBackoff}
 	for {
 		from := fanned.Load()
+		tctx, cancelTail := context.WithCancel(ctx)
+		tailMu.Lock()
+		stopTail = cancelTail
+		tailMu.Unlock()
 		h.setTailing(true)
 		t0 := time.Now()
-		err := h.log.Tail(ctx, from, fanout)
+		err := h.log.Tail(tctx, from, fanout)
 		h.setTailing(false)
+		cancelTail()
 		if ctx.Err() != nil {
 			h.logger.Info("hub stopped")
 			return nil
+		}
+		if to := wentBackTo.Swap(-1); to >= 0 {
+			// The backend lost records (a Redis restarted without
+			// persistence, a stream deleted): its positions start over
+			// below the fan-out's. Tailing on from the old position
+			// would wait for positions the new history reaches only
+			// much later, and every subscriber's queue floor and
+			// cursor is of the old history: end every stream, so that
+			// clients resubscribe, and tail on from the new end.
+			h.logger.Error("the log went back: its backend lost records; ending every stream and tailing from its new end",
+				"delivered", fanned.Load(), "log_last", to)
+			h.m.storeErrors.WithLabelValues(opTail).Inc()
+			h.mu.Lock()
+			h.forEachLocked(func(s *subscriber) { s.stop(errLogBack) })
+			h.mu.Unlock()
+			fanned.Store(uint64(to))
+			continue
 		}
 		if errors.Is(err, ErrLogClosed) {
 			h.logger.Error("hub stopped: the log is closed", "err", err)
@@ -508,8 +544,10 @@ const lagInterval = time.Second
 
 // sampleLag sets the tail lag gauge every lagInterval until ctx is done:
 // the newest position the Log reports less the newest the fan-out has
-// been handed.
-func (h *Hub) sampleLag(ctx context.Context, fanned *atomic.Uint64) {
+// been handed. When the Log reports a newest position below the
+// fan-out's, which a Log never does unless its backend lost records, it
+// calls wentBack with it.
+func (h *Hub) sampleLag(ctx context.Context, fanned *atomic.Uint64, wentBack func(last uint64)) {
 	t := time.NewTicker(lagInterval)
 	defer t.Stop()
 	for {
@@ -518,6 +556,9 @@ func (h *Hub) sampleLag(ctx context.Context, fanned *atomic.Uint64) {
 			return
 		case <-t.C:
 		}
+		// Read before Bounds begins: a Bounds that begins after the
+		// fan-out was handed f reports a last of f or more (see Log).
+		f := fanned.Load()
 		bctx, cancel := context.WithTimeout(ctx, lagInterval)
 		t0 := time.Now()
 		_, last, err := h.log.Bounds(bctx)
@@ -530,8 +571,11 @@ func (h *Hub) sampleLag(ctx context.Context, fanned *atomic.Uint64) {
 			continue
 		}
 		var lag uint64
-		if f := fanned.Load(); last > f {
+		switch {
+		case last > f:
 			lag = last - f
+		case last < f:
+			wentBack(last)
 		}
 		h.m.tailLag.Set(float64(lag))
 	}

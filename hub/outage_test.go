@@ -285,3 +285,126 @@ func TestTailOutagesUnderLoad(t *testing.T) {
 		t.Errorf("ssehub_store_errors_total{op=tail} = %v; want at least 10 of the 100 outages to have cut a Tail", n)
 	}
 }
+
+// A resetLog is a Log whose backend can lose everything, as a Redis
+// without persistence does when it restarts: reset swaps in an empty
+// store, whose positions start again from 1. A Tail in progress goes on
+// from the same position in the new store, as XREAD would.
+type resetLog struct {
+	mu    sync.Mutex
+	cur   *memstore.Store
+	swaps chan struct{} // closed at each reset; a new one after
+	all   []*memstore.Store
+}
+
+func newResetLog(t *testing.T) *resetLog {
+	l := &resetLog{swaps: make(chan struct{})}
+	l.reset()
+	t.Cleanup(func() {
+		for _, s := range l.all {
+			s.Close()
+		}
+	})
+	return l
+}
+
+func (l *resetLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cur = memstore.New()
+	l.all = append(l.all, l.cur)
+	close(l.swaps)
+	l.swaps = make(chan struct{})
+}
+
+func (l *resetLog) store() (*memstore.Store, chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cur, l.swaps
+}
+
+func (l *resetLog) Append(ctx context.Context, recs []hub.Record) error {
+	s, _ := l.store()
+	return s.Append(ctx, recs)
+}
+
+func (l *resetLog) Read(ctx context.Context, after uint64, sels []hub.Selector, fn func(*hub.Record) bool) error {
+	s, _ := l.store()
+	return s.Read(ctx, after, sels, fn)
+}
+
+func (l *resetLog) Lookup(ctx context.Context, id string) (uint64, error) {
+	s, _ := l.store()
+	return s.Lookup(ctx, id)
+}
+
+func (l *resetLog) Bounds(ctx context.Context) (uint64, uint64, error) {
+	s, _ := l.store()
+	return s.Bounds(ctx)
+}
+
+func (l *resetLog) Trim(ctx context.Context, r hub.Retention) (int, error) {
+	s, _ := l.store()
+	return s.Trim(ctx, r)
+}
+
+func (l *resetLog) Close() error { return nil }
+
+func (l *resetLog) Tail(ctx context.Context, after uint64, fn func([]hub.Record) error) error {
+	for {
+		s, swapped := l.store()
+		tctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-swapped:
+				cancel()
+			case <-tctx.Done():
+			}
+		}()
+		err := s.Tail(tctx, after, func(recs []hub.Record) error {
+			after = recs[len(recs)-1].Pos
+			return fn(recs)
+		})
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		select {
+		case <-swapped:
+			continue // the same position, in the new store
+		default:
+			return err
+		}
+	}
+}
+
+// TestLogWentBack checks what the hub does when its Log's backend loses
+// its records and positions start over: it notices within seconds, ends
+// every stream (their cursors and queue floors belong to the lost
+// history), and delivers the new history's events live.
+func TestLogWentBack(t *testing.T) {
+	log := newResetLog(t)
+	th := newTestHub(t, &hub.Options{RetryBackoff: 100 * time.Millisecond}, log)
+	sub := th.subscribe(t, "topic=t", nil)
+	for range 5 {
+		th.publish(t, url.Values{"topic": {"t"}})
+	}
+	sub.waitID(t, "5")
+
+	log.reset()
+	if id := th.publish(t, url.Values{"topic": {"t"}}); id != "1" {
+		t.Fatalf("first ID after the reset = %s; want 1", id)
+	}
+	if err := sub.waitEnd(t); !errors.Is(err, io.EOF) {
+		t.Errorf("stream across the reset ended with %v; want io.EOF", err)
+	}
+	waitFor(t, waitTimeout, th.ready)
+	next := th.subscribe(t, "topic=t", nil)
+	id := th.publish(t, url.Values{"topic": {"t"}})
+	if got := ids(next.waitID(t, id)); !equal(got, []string{id}) {
+		t.Errorf("events after the reset = %v; want [%s]", got, id)
+	}
+	if got := th.metric(t, "ssehub_store_errors_total", "op", "tail"); got < 1 {
+		t.Errorf("ssehub_store_errors_total{op=tail} = %v; want at least 1", got)
+	}
+}
