@@ -38,7 +38,7 @@ type Server struct {
 	args  func(port int) []string          // the command line, for a port
 	probe func(addr string, pid int) error // nil when the server at addr is the process pid and takes requests
 
-	logs tailLog
+	logs Tail
 
 	mu     sync.Mutex    // guards cmd and exited
 	cmd    *exec.Cmd     // the running process, nil when there is none
@@ -256,18 +256,21 @@ func freePort(tb testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// A tailLog keeps the last lines written to it: a process's output.
-type tailLog struct {
+// A Tail is an io.Writer that keeps the last 40 lines written to it,
+// such as a process's output. It is safe for concurrent use. The zero
+// value is an empty Tail.
+type Tail struct {
 	mu    sync.Mutex // guards lines, part and total
 	lines []string
 	part  []byte
 	total int // lines written, including those no longer kept
 }
 
-// tailLines is how many lines a tailLog keeps.
+// tailLines is how many lines a Tail keeps.
 const tailLines = 40
 
-func (l *tailLog) Write(p []byte) (int, error) {
+// Write adds p to the lines; it never fails.
+func (l *Tail) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.part = append(l.part, p...)
@@ -287,21 +290,22 @@ func (l *tailLog) Write(p []byte) (int, error) {
 }
 
 // mark returns how many lines have been written, for since.
-func (l *tailLog) mark() int {
+func (l *Tail) mark() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.total
 }
 
 // since returns the kept lines written after mark, and the partial one.
-func (l *tailLog) since(mark int) string {
+func (l *Tail) since(mark int) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	kept := l.lines[max(0, len(l.lines)-(l.total-mark)):]
 	return strings.Join(kept, "\n") + "\n" + string(l.part)
 }
 
-func (l *tailLog) String() string {
+// String returns the lines kept, and a last one not yet ended.
+func (l *Tail) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := strings.Join(l.lines, "\n")
