@@ -117,17 +117,6 @@ func randomName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // waitFor polls cond every 20ms until it holds, and fails the test with
 // the message when it does not within timeout.
 func waitFor(t testing.TB, timeout time.Duration, cond func() bool, format string, a ...any) {
@@ -252,7 +241,7 @@ type node struct {
 // port and, if ready, waits until its /readyz answers 200.
 func startNode(t testing.TB, name string, storeFlags []string, ready bool) *node {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testserver.FreeAddr(t)
 	n := &node{name: name, base: "http://" + addr, logs: &testserver.Tail{}}
 	args := append([]string{"serve", "--addr", addr,
 		"--heartbeat", "500ms", "--retry", "100ms", "--publish-rate", "-1",

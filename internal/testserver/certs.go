@@ -39,13 +39,9 @@ func Certs(tb testing.TB) CertFiles {
 		BasicConstraintsValid: true,
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	check(tb, err)
 	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	check(tb, err)
 	key := newKey(tb)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
@@ -58,19 +54,13 @@ func Certs(tb testing.TB) CertFiles {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	check(tb, err)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	check(tb, err)
 	dir := tb.TempDir()
 	write := func(name, typ string, b []byte) string {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			tb.Fatal(err)
-		}
+		check(tb, os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600))
 		return p
 	}
 	pool := x509.NewCertPool()
@@ -90,8 +80,14 @@ func (c CertFiles) ClientConfig() *tls.Config { return &tls.Config{RootCAs: c.Po
 func newKey(tb testing.TB) *ecdsa.PrivateKey {
 	tb.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	check(tb, err)
+	return k
+}
+
+// check fails the test with err, if not nil.
+func check(tb testing.TB, err error) {
+	tb.Helper()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return k
 }

@@ -245,15 +245,24 @@ func unavailable(tb testing.TB, msg string) {
 	tb.Skip(msg)
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(tb testing.TB) int {
+// FreeAddr returns a loopback address, 127.0.0.1:port, whose port was
+// free a moment ago, for a process the test starts.
+func FreeAddr(tb testing.TB) string {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().String()
+}
+
+// freePort returns the port of FreeAddr.
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	_, p, _ := net.SplitHostPort(FreeAddr(tb))
+	port, _ := strconv.Atoi(p)
+	return port
 }
 
 // A Tail is an io.Writer that keeps the last 40 lines written to it,

@@ -90,15 +90,8 @@ func TestRedisPasswordTLS(t *testing.T) {
 // another server holds, and that a start on the same port waits until it
 // is free.
 func TestPortTaken(t *testing.T) {
-	other := Redis(t, RedisOptions{})
 	srv := Redis(t, RedisOptions{Stopped: true})
-	srv.port = other.port
-	if err := srv.start(true); err != nil {
-		t.Fatalf("first start on a taken port: %v", err)
-	}
-	if srv.port == other.port {
-		t.Fatal("started on the other server's port")
-	}
+	startOnTaken(t, Redis(t, RedisOptions{}), srv)
 	c := redisClient(t, srv.URL(), nil)
 	if got := c.InfoMap(t.Context(), "server").Item("Server", "tcp_port"); got != srvPort(srv) {
 		t.Errorf("tcp_port = %s; want %s", got, srvPort(srv))
@@ -124,14 +117,19 @@ func TestPortTaken(t *testing.T) {
 	}
 
 	// NATS: another nats-server on the port.
-	n1 := NATS(t, NATSOptions{})
-	n2 := NATS(t, NATSOptions{Stopped: true})
-	n2.port = n1.port
-	if err := n2.start(true); err != nil {
+	startOnTaken(t, NATS(t, NATSOptions{}), NATS(t, NATSOptions{Stopped: true}))
+}
+
+// startOnTaken starts srv, not yet started, as a first start on the port
+// of other, which runs: srv must start on another port.
+func startOnTaken(t *testing.T, other, srv *Server) {
+	t.Helper()
+	srv.port = other.port
+	if err := srv.start(true); err != nil {
 		t.Fatalf("first start on a taken port: %v", err)
 	}
-	if n2.port == n1.port {
-		t.Fatal("nats-server started on the other server's port")
+	if srv.port == other.port {
+		t.Fatalf("%s started on the port of %s", srv, other)
 	}
 }
 

@@ -23,8 +23,7 @@ const (
 // server keep their keys under a prefix of their own and delete them.
 func RedisURL(tb testing.TB) string {
 	tb.Helper()
-	if u := os.Getenv(RedisURLEnv); u != "" {
-		reachable(tb, RedisURLEnv, u, "6379")
+	if u := fromEnv(tb, RedisURLEnv, "6379"); u != "" {
 		return u
 	}
 	return Redis(tb, RedisOptions{}).URL()
@@ -37,18 +36,22 @@ func RedisURL(tb testing.TB) string {
 // use streams of their own and delete them.
 func NATSURL(tb testing.TB) string {
 	tb.Helper()
-	if u := os.Getenv(NATSURLEnv); u != "" {
-		reachable(tb, NATSURLEnv, u, "4222")
+	if u := fromEnv(tb, NATSURLEnv, "4222"); u != "" {
 		return u
 	}
 	return NATS(tb, NATSOptions{}).URL()
 }
 
-// reachable fails the test when u, the value of env, is no URL, and
-// skips it (fails it under CI=true) when nothing listens at its host
-// (with port defaultPort if it names none).
-func reachable(tb testing.TB, env, u, defaultPort string) {
+// fromEnv returns the URL in the variable env, or "" when it is not set.
+// It fails the test when the URL has no host, and skips it (fails it
+// under CI=true) when nothing listens there (at port defaultPort if the
+// URL names none).
+func fromEnv(tb testing.TB, env, defaultPort string) string {
 	tb.Helper()
+	u := os.Getenv(env)
+	if u == "" {
+		return ""
+	}
 	p, err := url.Parse(u)
 	if err != nil || p.Hostname() == "" {
 		tb.Fatalf("%s=%q: not a URL with a host", env, u)
@@ -60,7 +63,8 @@ func reachable(tb testing.TB, env, u, defaultPort string) {
 	c, err := net.DialTimeout("tcp", net.JoinHostPort(p.Hostname(), port), 2*time.Second)
 	if err != nil {
 		unavailable(tb, env+"="+u+" does not answer ("+err.Error()+"): start that server, or unset "+env+" to let the tests start their own")
-		return
+		return ""
 	}
 	c.Close()
+	return u
 }
