@@ -51,7 +51,9 @@ func newServer(tb testing.TB, name, scheme string) *Server {
 	tb.Helper()
 	s := &Server{tb: tb, name: name, bin: binary(tb, name), dir: tb.TempDir(), port: freePort(tb), url: scheme + "://"}
 	tb.Cleanup(func() {
-		s.kill()
+		if err := s.kill(); err != nil {
+			tb.Error(err)
+		}
 		if tb.Failed() {
 			tb.Logf("last lines of %s:\n%s", s, s.logs.String())
 		}
