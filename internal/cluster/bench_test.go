@@ -40,7 +40,7 @@ func BenchmarkClusterLatency(b *testing.B) {
 	for _, kind := range backendKinds {
 		b.Run(kind+"-3nodes", func(b *testing.B) {
 			be := newBackend(b, kind)
-			be.start(b)
+			be.srv.Start()
 			nodes := startNodes(b, be, 3)
 			benchLatency(b, nodes)
 		})

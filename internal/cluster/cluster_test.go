@@ -195,7 +195,7 @@ func TestBackendRestart(t *testing.T) {
 		lp := startPublishers(t, topic, 15*time.Second, 10*time.Millisecond, a, b, a, b)
 		waitFor(t, 15*time.Second, func() bool { return lp.acked() >= 40 }, "fewer than 40 events acknowledged")
 
-		be.kill(t)
+		be.srv.Kill()
 		killed := time.Now()
 		for _, n := range nodes {
 			waitFor(t, 15*time.Second, func() bool { return n.status("/readyz") == http.StatusServiceUnavailable },
@@ -223,7 +223,7 @@ func TestBackendRestart(t *testing.T) {
 		}
 
 		restarted := time.Now()
-		be.start(t)
+		be.srv.Start()
 		for _, n := range nodes {
 			waitFor(t, 15*time.Second, func() bool { return n.status("/readyz") == http.StatusOK },
 				"node %s: /readyz not 200 after the backend came back", n.name)
@@ -419,7 +419,7 @@ func TestNodeStartsBeforeBackend(t *testing.T) {
 		}
 
 		started := time.Now()
-		be.start(t)
+		be.srv.Start()
 		waitFor(t, 15*time.Second, func() bool { return n.status("/readyz") == http.StatusOK },
 			"node A: /readyz not 200 once the backend started")
 		s := subscribe(t, "on A", topic, "", false, n)

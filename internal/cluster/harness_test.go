@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,14 +24,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ssehub/ssehub/eventsource"
+	"github.com/ssehub/ssehub/internal/testserver"
 )
 
-// What TestMain finds or builds, read by every test.
-var (
-	ssehubBin string // the ssehub binary built for this run
-	redisBin  string // redis-server, "" when not installed
-	natsBin   string // nats-server, "" when not installed
-)
+// ssehubBin is the ssehub binary that TestMain builds for the run.
+var ssehubBin string
 
 // client makes every request of the suite: publishes, probes and the
 // subscribers' streams. TestMain closes its idle connections before it
@@ -58,8 +53,6 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "cluster tests:", err)
 		return 1
 	}
-	redisBin = findBinary("redis-server")
-	natsBin = findBinary("nats-server")
 	code := m.Run()
 	client.CloseIdleConnections()
 	if code == 0 {
@@ -91,20 +84,6 @@ func buildSSEHub(dir string) (string, error) {
 	return bin, nil
 }
 
-// findBinary looks for name on PATH and where Debian installs it.
-func findBinary(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"} {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	return ""
-}
-
 // The backends a cluster runs on.
 const (
 	redisKind = "redis"
@@ -113,26 +92,11 @@ const (
 
 var backendKinds = []string{redisKind, natsKind}
 
-// needBinary returns the server binary of kind, or skips the test (fails
-// it with CI=true) when it is not installed.
-func needBinary(t testing.TB, kind string) string {
-	t.Helper()
-	bin := map[string]string{redisKind: redisBin, natsKind: natsBin}[kind]
-	if bin == "" {
-		msg := fmt.Sprintf("%s-server not found on PATH or in /usr/bin, /usr/sbin: install it with `apt-get install -y redis-server nats-server`", kind)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
-}
-
 // forEachBackend runs test once per backend, as subtests named after
 // them, each with a backend server of its own, already started.
 func forEachBackend(t *testing.T, test func(t *testing.T, be *backend)) {
 	forEachKind(t, func(t *testing.T, be *backend) {
-		be.start(t)
+		be.srv.Start()
 		test(t, be)
 	})
 }
@@ -153,17 +117,6 @@ func randomName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // waitFor polls cond every 20ms until it holds, and fails the test with
 // the message when it does not within timeout.
 func waitFor(t testing.TB, timeout time.Duration, cond func() bool, format string, a ...any) {
@@ -177,55 +130,18 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() bool, format strin
 	}
 }
 
-// A tailLog keeps the last lines written to it: a process's output.
-type tailLog struct {
-	mu    sync.Mutex // guards lines and part
-	lines []string
-	part  []byte
-}
-
-const tailLines = 40
-
-func (l *tailLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.part = append(l.part, p...)
-	for {
-		i := bytes.IndexByte(l.part, '\n')
-		if i < 0 {
-			break
-		}
-		l.lines = append(l.lines, string(l.part[:i]))
-		l.part = l.part[i+1:]
-	}
-	if len(l.lines) > tailLines {
-		l.lines = append(l.lines[:0], l.lines[len(l.lines)-tailLines:]...)
-	}
-	return len(p), nil
-}
-
-func (l *tailLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := strings.Join(l.lines, "\n")
-	if len(l.part) > 0 {
-		s += "\n" + string(l.part)
-	}
-	return s
-}
-
-// A proc is a process started by a test: a backend server or a node.
+// A proc is a process started by a test: a node.
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	logs   *tailLog
+	logs   *testserver.Tail
 	exited chan struct{} // closed when the process has ended and been waited for
 }
 
 // startProc starts bin with args, its stdout and stderr kept in logs.
 // The test kills it, if it is still running, when it ends, and prints
 // its last output lines if the test failed.
-func startProc(t testing.TB, name string, logs *tailLog, bin string, args ...string) *proc {
+func startProc(t testing.TB, name string, logs *testserver.Tail, bin string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = t.TempDir() // whatever it writes where it runs goes away
@@ -269,7 +185,7 @@ func (p *proc) kill(t testing.TB) {
 
 // showLogs registers a cleanup that prints the last output lines of
 // what logs holds, under name, if the test failed.
-func showLogs(t testing.TB, name string, logs *tailLog) {
+func showLogs(t testing.TB, name string, logs *testserver.Tail) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("last lines of %s:\n%s", name, logs)
@@ -283,85 +199,23 @@ func showLogs(t testing.TB, name string, logs *tailLog) {
 // test's nodes make up.
 type backend struct {
 	kind string
-	bin  string
-	addr string // 127.0.0.1:port, the same across restarts
-	dir  string // the data directory, the same across restarts
 	name string // the Redis key prefix or the JetStream stream name
-	logs *tailLog
-	p    *proc // the running server, nil before start
+	srv  *testserver.Server
 }
 
-// newBackend prepares a backend of kind without starting it.
+// newBackend prepares a backend of kind without starting it: call
+// be.srv.Start. redis-server runs with appendonly yes and appendfsync
+// always, so that an acknowledged append survives a SIGKILL.
 func newBackend(t testing.TB, kind string) *backend {
 	t.Helper()
-	be := &backend{kind: kind, bin: needBinary(t, kind), addr: freeAddr(t), dir: t.TempDir(), logs: &tailLog{}}
 	switch kind {
 	case redisKind:
-		be.name = randomName("ct-")
-	case natsKind:
-		be.name = randomName("CT_")
+		return &backend{kind: kind, name: randomName("ct-"),
+			srv: testserver.Redis(t, testserver.RedisOptions{AppendOnly: true, Stopped: true})}
+	default:
+		return &backend{kind: kind, name: randomName("CT_"),
+			srv: testserver.NATS(t, testserver.NATSOptions{Stopped: true})}
 	}
-	showLogs(t, kind+"-server", be.logs)
-	return be
-}
-
-// start starts the server and waits until it answers.
-func (be *backend) start(t testing.TB) {
-	t.Helper()
-	if be.p != nil && be.p.running() {
-		t.Fatalf("%s-server already running", be.kind)
-	}
-	host, port, _ := net.SplitHostPort(be.addr)
-	var args []string
-	switch be.kind {
-	case redisKind:
-		// Acknowledged appends survive a SIGKILL: each write is in the
-		// AOF before Redis answers it.
-		args = []string{"--bind", host, "--port", port, "--dir", be.dir,
-			"--appendonly", "yes", "--appendfsync", "always", "--save", "",
-			"--daemonize", "no", "--logfile", ""}
-	case natsKind:
-		args = []string{"-a", host, "-p", port, "-js", "-sd", be.dir}
-	}
-	fmt.Fprintf(be.logs, "--- %s %s\n", be.bin, strings.Join(args, " "))
-	be.p = startProc(t, be.kind+"-server", be.logs, be.bin, args...)
-	waitFor(t, 15*time.Second, func() bool {
-		if !be.p.running() {
-			t.Fatalf("%s-server exited at start", be.kind)
-		}
-		return be.answers()
-	}, "%s-server at %s does not answer", be.kind, be.addr)
-}
-
-// answers reports whether the server takes requests: Redis answers PING
-// with PONG (not LOADING), NATS sends its INFO line.
-func (be *backend) answers() bool {
-	c, err := net.DialTimeout("tcp", be.addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if be.kind == redisKind {
-		if _, err := io.WriteString(c, "PING\r\n"); err != nil {
-			return false
-		}
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return false
-	}
-	if be.kind == redisKind {
-		return line == "+PONG\r\n"
-	}
-	return strings.HasPrefix(line, "INFO ")
-}
-
-// kill kills the server with SIGKILL, as a crash would end it.
-func (be *backend) kill(t testing.TB) {
-	t.Helper()
-	fmt.Fprintf(be.logs, "--- SIGKILL\n")
-	be.p.kill(t)
 }
 
 // nodeFlags are the flags of "ssehub serve" that put a node on this
@@ -369,9 +223,9 @@ func (be *backend) kill(t testing.TB) {
 func (be *backend) nodeFlags() []string {
 	switch be.kind {
 	case redisKind:
-		return []string{"--store", "redis", "--redis-url", "redis://" + be.addr, "--redis-prefix", be.name}
+		return []string{"--store", "redis", "--redis-url", be.srv.URL(), "--redis-prefix", be.name}
 	default:
-		return []string{"--store", "nats", "--nats-url", "nats://" + be.addr, "--nats-stream", be.name}
+		return []string{"--store", "nats", "--nats-url", be.srv.URL(), "--nats-stream", be.name}
 	}
 }
 
@@ -379,7 +233,7 @@ func (be *backend) nodeFlags() []string {
 type node struct {
 	name string
 	base string // http://127.0.0.1:port
-	logs *tailLog
+	logs *testserver.Tail
 	p    *proc
 }
 
@@ -387,8 +241,8 @@ type node struct {
 // port and, if ready, waits until its /readyz answers 200.
 func startNode(t testing.TB, name string, storeFlags []string, ready bool) *node {
 	t.Helper()
-	addr := freeAddr(t)
-	n := &node{name: name, base: "http://" + addr, logs: &tailLog{}}
+	addr := testserver.FreeAddr(t)
+	n := &node{name: name, base: "http://" + addr, logs: &testserver.Tail{}}
 	args := append([]string{"serve", "--addr", addr,
 		"--heartbeat", "500ms", "--retry", "100ms", "--publish-rate", "-1",
 		"--max-streams-per-client", "-1", "--log-level", "info"}, storeFlags...)

@@ -1,14 +1,12 @@
 package daemon
 
 import (
-	"cmp"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,42 +15,28 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ssehub/ssehub/internal/testserver"
 )
 
-// sharedBackend returns the URL of the machine's shared Redis or NATS
-// (SSEHUB_TEST_REDIS_URL or SSEHUB_TEST_NATS_URL, else the standard port
-// on 127.0.0.1), skipping the test when it does not answer, unless
-// CI=true.
-func sharedBackend(t *testing.T, store string) string {
+// backendURL returns the URL of a Redis or NATS server for the test:
+// SSEHUB_TEST_REDIS_URL or SSEHUB_TEST_NATS_URL if set, else one of the
+// test's own (testserver.RedisURL, testserver.NATSURL).
+func backendURL(t *testing.T, store string) string {
 	t.Helper()
-	env, u, install := "SSEHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379", "apt-get install -y redis-server && redis-server --daemonize yes"
 	if store == "nats" {
-		env, u, install = "SSEHUB_TEST_NATS_URL", "nats://127.0.0.1:4222", "apt-get install -y nats-server && nats-server -js &"
+		return testserver.NATSURL(t)
 	}
-	u = cmp.Or(os.Getenv(env), u)
-	pu, err := url.Parse(u)
-	if err != nil {
-		t.Fatalf("%s: %v", env, err)
-	}
-	conn, err := net.DialTimeout("tcp", pu.Host, 2*time.Second)
-	if err != nil {
-		msg := "no " + store + " server at " + u + " (" + err.Error() + "): " + install + ", or set " + env
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	conn.Close()
-	return u
+	return testserver.RedisURL(t)
 }
 
-// TestServeClusterStores runs serve on each cluster store, on the shared
-// servers with a name of its own, and publishes, subscribes and resumes
+// TestServeClusterStores runs serve on each cluster store, on a server
+// that may be shared (backendURL), with a name of its own, and publishes, subscribes and resumes
 // through it; then removes what it stored.
 func TestServeClusterStores(t *testing.T) {
 	for _, store := range []string{"redis", "nats"} {
 		t.Run(store, func(t *testing.T) {
-			u := sharedBackend(t, store)
+			u := backendURL(t, store)
 			name := "ssehubtest" + strconv.FormatInt(time.Now().UnixNano(), 36)
 			c := testServeConfig(t, "127.0.0.1:0")
 			c.store = store

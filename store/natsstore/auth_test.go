@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/testserver"
 	"github.com/ssehub/ssehub/store/natsstore"
 )
 
@@ -18,21 +18,18 @@ import (
 // right credentials works, and one with wrong ones fails within its
 // context.
 func TestAuth(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, pool := selfSigned(t, dir)
-	tlsConf := fmt.Sprintf("tls {\n  cert_file: %q\n  key_file: %q\n}\n", certFile, keyFile)
-	tokenTLS := newServer(t, tlsConf+"authorization {\n  token: \"s3cret\"\n}\n")
-	userPass := newServer(t, "authorization {\n  user: alice\n  password: \"pa55\"\n}\n")
-	tokenTLS.start(t)
-	userPass.start(t)
+	certs := testserver.Certs(t)
+	pool := certs.Pool
+	tokenTLS := testserver.NATS(t, testserver.NATSOptions{Token: "s3cret", TLSCertFile: certs.Cert, TLSKeyFile: certs.Key})
+	userPass := testserver.NATS(t, testserver.NATSOptions{User: "alice", Password: "pa55"})
 
 	good := []struct {
 		name string
 		o    natsstore.Options
 	}{
-		{"token over TLS", natsstore.Options{URL: "tls://" + tokenTLS.addr(), Token: "s3cret", TLSConfig: &tls.Config{RootCAs: pool}}},
-		{"token over TLS, nats:// URL", natsstore.Options{URL: "nats://" + tokenTLS.addr(), Token: "s3cret", TLSConfig: &tls.Config{RootCAs: pool}}},
-		{"user and password in the URL", natsstore.Options{URL: "nats://alice:pa55@" + userPass.addr()}},
+		{"token over TLS", natsstore.Options{URL: "tls://" + tokenTLS.Addr(), Token: "s3cret", TLSConfig: &tls.Config{RootCAs: pool}}},
+		{"token over TLS, nats:// URL", natsstore.Options{URL: "nats://" + tokenTLS.Addr(), Token: "s3cret", TLSConfig: &tls.Config{RootCAs: pool}}},
+		{"user and password in the URL", natsstore.Options{URL: "nats://alice:pa55@" + userPass.Addr()}},
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,12 +60,12 @@ func TestAuth(t *testing.T) {
 		name string
 		o    natsstore.Options
 	}{
-		{"wrong token", natsstore.Options{URL: "tls://" + tokenTLS.addr(), Token: "wrong", TLSConfig: &tls.Config{RootCAs: pool}}},
-		{"no token", natsstore.Options{URL: "tls://" + tokenTLS.addr(), TLSConfig: &tls.Config{RootCAs: pool}}},
-		{"unknown CA", natsstore.Options{URL: "tls://" + tokenTLS.addr(), Token: "s3cret"}},
-		{"no TLS", natsstore.Options{URL: "nats://" + tokenTLS.addr(), Token: "s3cret"}},
-		{"wrong password", natsstore.Options{URL: "nats://alice:nope@" + userPass.addr()}},
-		{"creds file missing", natsstore.Options{URL: "nats://" + userPass.addr(), CredsFile: filepath.Join(dir, "missing.creds")}},
+		{"wrong token", natsstore.Options{URL: "tls://" + tokenTLS.Addr(), Token: "wrong", TLSConfig: &tls.Config{RootCAs: pool}}},
+		{"no token", natsstore.Options{URL: "tls://" + tokenTLS.Addr(), TLSConfig: &tls.Config{RootCAs: pool}}},
+		{"unknown CA", natsstore.Options{URL: "tls://" + tokenTLS.Addr(), Token: "s3cret"}},
+		{"no TLS", natsstore.Options{URL: "nats://" + tokenTLS.Addr(), Token: "s3cret"}},
+		{"wrong password", natsstore.Options{URL: "nats://alice:nope@" + userPass.Addr()}},
+		{"creds file missing", natsstore.Options{URL: "nats://" + userPass.Addr(), CredsFile: filepath.Join(t.TempDir(), "missing.creds")}},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/testserver"
 	"github.com/ssehub/ssehub/store/natsstore"
 )
 
@@ -18,13 +19,14 @@ import (
 // op is one Append of one event, or of a batch of 100 (an NDJSON
 // publish), of 100 bytes each, each publisher on its own topic.
 func BenchmarkAppendParallel(b *testing.B) {
+	u := testserver.NATSURL(b)
 	data := strings.Repeat("x", 100)
 	for _, c := range []struct {
 		name  string
 		batch int
 	}{{"single", 1}, {"batch100", 100}} {
 		b.Run(c.name, func(b *testing.B) {
-			s := openShared(b)
+			s := openStore(b, u)
 			defer s.Close()
 			ctx := context.Background()
 			if _, _, err := s.Bounds(ctx); err != nil {
@@ -80,7 +82,7 @@ func fill(b *testing.B, s *natsstore.Store, n, every int) {
 // Read fetches only their 10 batches. "cold" reads them from the server
 // (an empty cache, as on a node that just started), "cached" from memory.
 func BenchmarkReplayQuietTopic(b *testing.B) {
-	s := openShared(b)
+	s := openStore(b, testserver.NATSURL(b))
 	defer s.Close()
 	fill(b, s, 100_000, 10_000)
 	quiet := sels(b, "quiet")
@@ -109,7 +111,7 @@ func BenchmarkReplayQuietTopic(b *testing.B) {
 // server, "cached" from memory.
 func BenchmarkCatchUp(b *testing.B) {
 	const n = 100_000
-	s := openShared(b)
+	s := openStore(b, testserver.NATSURL(b))
 	defer s.Close()
 	fill(b, s, n, 0)
 	catchUp(b, s, n)
@@ -120,7 +122,7 @@ func BenchmarkCatchUp(b *testing.B) {
 // cold read, one direct get per event.
 func BenchmarkCatchUpSingles(b *testing.B) {
 	const n = 20_000
-	s := openShared(b)
+	s := openStore(b, testserver.NATSURL(b))
 	defer s.Close()
 	data := strings.Repeat("x", 100)
 	for range n {

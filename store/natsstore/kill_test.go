@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/testserver"
 	"github.com/ssehub/ssehub/store/natsstore"
 )
 
@@ -19,8 +20,8 @@ import (
 // record must survive, the Tail must deliver each position once and in
 // order, and a new Store must read the same records from the stream.
 func TestKillRestart(t *testing.T) {
-	srv := newServer(t, "")
-	url := "nats://" + srv.addr()
+	srv := testserver.NATS(t, testserver.NATSOptions{Stopped: true})
+	url := srv.URL()
 	s, err := natsstore.Open(natsstore.Options{URL: url, Stream: "KILL"})
 	if err != nil {
 		t.Fatalf("Open while the server is down: %v", err)
@@ -48,7 +49,7 @@ func TestKillRestart(t *testing.T) {
 		}
 	}
 	down("before the first start")
-	srv.start(t)
+	srv.Start()
 
 	var (
 		mu    sync.Mutex
@@ -134,12 +135,12 @@ func TestKillRestart(t *testing.T) {
 		})
 	}
 	time.Sleep(100 * time.Millisecond)
-	srv.kill(t)
+	srv.Kill()
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	wg.Wait()
 	down("after SIGKILL")
-	srv.start(t)
+	srv.Start()
 	appendSome(40, 40)
 
 	ctx, cancel2 := context.WithTimeout(t.Context(), 10*time.Second)

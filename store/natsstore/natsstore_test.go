@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/hub/logtest"
+	"github.com/ssehub/ssehub/internal/testserver"
 	"github.com/ssehub/ssehub/store/natsstore"
 )
 
@@ -23,38 +21,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// sharedURL returns the NATS server the tests share: SSEHUB_TEST_NATS_URL,
-// or the local one.
-func sharedURL() string {
-	if u := os.Getenv("SSEHUB_TEST_NATS_URL"); u != "" {
-		return u
-	}
-	return "nats://127.0.0.1:4222"
-}
-
-// needShared skips t when the shared NATS server is unreachable, or
-// fails it under CI.
-func needShared(tb testing.TB) string {
-	tb.Helper()
-	u := sharedURL()
-	host := "127.0.0.1:4222"
-	if p, err := url.Parse(u); err == nil && p.Host != "" {
-		host = p.Host
-	}
-	c, err := net.DialTimeout("tcp", host, time.Second)
-	if err != nil {
-		msg := "NATS with JetStream is not reachable at " + u + " (" + err.Error() +
-			"): start one with `nats-server -js` (Debian: apt-get install nats-server) or set SSEHUB_TEST_NATS_URL"
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	c.Close()
-	return u
-}
-
-// uniqueStream returns a stream name no other test uses.
+// uniqueStream returns a stream name no other test uses: the server may
+// be one that other tests share (testserver.NATSURL).
 func uniqueStream(prefix string) string {
 	b := make([]byte, 6)
 	rand.Read(b)
@@ -84,11 +52,10 @@ func deleteStream(tb testing.TB, u, name string, opts ...nats.Option) {
 	})
 }
 
-// openShared opens a Store on a new stream of the shared server, deleted
+// openStore opens a Store on a new stream of the server at u, deleted
 // after the test.
-func openShared(tb testing.TB) *natsstore.Store {
+func openStore(tb testing.TB, u string) *natsstore.Store {
 	tb.Helper()
-	u := needShared(tb)
 	name := uniqueStream("SSEHUBTEST_")
 	deleteStream(tb, u, name)
 	s, err := natsstore.Open(natsstore.Options{URL: u, Stream: name})
@@ -99,7 +66,8 @@ func openShared(tb testing.TB) *natsstore.Store {
 }
 
 func TestLog(t *testing.T) {
-	logtest.Run(t, func(t *testing.T) hub.Log { return openShared(t) })
+	u := testserver.NATSURL(t)
+	logtest.Run(t, func(t *testing.T) hub.Log { return openStore(t, u) })
 }
 
 func sels(t testing.TB, ss ...string) []hub.Selector {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/testserver"
 	"github.com/ssehub/ssehub/store/natsstore"
 )
 
@@ -17,7 +18,7 @@ import (
 // a position of its own and, when it came without an ID, that position as
 // its ID; publisher IDs must stay as given.
 func TestNodesAppendConcurrently(t *testing.T) {
-	u := needShared(t)
+	u := testserver.NATSURL(t)
 	name := uniqueStream("SSEHUBTEST_")
 	deleteStream(t, u, name)
 	var nodes []*natsstore.Store

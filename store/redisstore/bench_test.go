@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/testserver"
 )
 
 // publishers is how many goroutines append at once in
@@ -20,24 +21,26 @@ const publishers = 16
 // BenchmarkAppendParallel measures acknowledged appends from 16
 // concurrent publishers, each waiting for its Append before the next:
 // one op is one Append of batch records of 100 bytes, each publisher on
-// its own topic. single and batch100 run against the shared Redis (with
-// its own settings); aof-always/... against a redis-server the benchmark
-// starts with appendonly yes and appendfsync always, the setting under
-// which an acknowledged record survives a crash of Redis.
+// its own topic. single and batch100 run against testserver.RedisURL's
+// Redis: SSEHUB_TEST_REDIS_URL's with its own settings, if set, else a
+// redis-server the benchmark starts without persistence; aof-always/...
+// against a redis-server the benchmark starts with appendonly yes and
+// appendfsync always, the setting under which an acknowledged record
+// survives a crash of Redis.
 func BenchmarkAppendParallel(b *testing.B) {
-	sharedURL(b)
-	aof := startServer(b, false)
+	url := testserver.RedisURL(b)
+	aof := testserver.Redis(b, testserver.RedisOptions{AppendOnly: true})
 	for _, bc := range []struct {
 		name  string
 		aof   bool
 		batch int
 	}{{"single", false, 1}, {"batch100", false, 100}, {"aof-always/single", true, 1}, {"aof-always/batch100", true, 100}} {
 		b.Run(bc.name, func(b *testing.B) {
-			o := Options{}
+			u := url
 			if bc.aof {
-				o.URL, o.Prefix = "redis://"+aof.addr(), uniquePrefix(b, "redis://"+aof.addr())
+				u = aof.URL()
 			}
-			benchAppend(b, openShared(b, o), bc.batch)
+			benchAppend(b, openStore(b, u, Options{}), bc.batch)
 		})
 	}
 }
@@ -94,7 +97,7 @@ func fill(b *testing.B, s *Store, n, quietEvery int, busy, quiet string) {
 // pattern without a literal prefix, matching the same topic). One op is
 // one Read of the 20 quiet records.
 func BenchmarkReplayQuietTopic(b *testing.B) {
-	s := openShared(b, Options{})
+	s := openStore(b, testserver.RedisURL(b), Options{})
 	fill(b, s, 200_000, 10_000, "b/busy", "q/quiet")
 	ctx := context.Background()
 	for _, bc := range []struct {
@@ -122,7 +125,7 @@ func BenchmarkReplayQuietTopic(b *testing.B) {
 // or a Tail from position 0 until it has them (a node's bus).
 func BenchmarkCatchUp(b *testing.B) {
 	const n = 100_000
-	s := openShared(b, Options{})
+	s := openStore(b, testserver.RedisURL(b), Options{})
 	fill(b, s, n, 0, "a", "")
 	ctx := context.Background()
 	errDone := errors.New("done")

@@ -10,14 +10,15 @@ import (
 
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/hub/logtest"
+	"github.com/ssehub/ssehub/internal/testserver"
 )
 
 // TestCluster runs the contract suite through a cluster client, against
 // a one-node Redis Cluster of the test's own that serves every slot:
 // every script's keys must be declared and in the prefix's one slot.
 func TestCluster(t *testing.T) {
-	srv := startServer(t, false, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-	c := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	srv := testserver.Redis(t, testserver.RedisOptions{Args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"}})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -28,7 +29,7 @@ func TestCluster(t *testing.T) {
 		info, err := c.ClusterInfo(ctx).Result()
 		return err == nil && strings.Contains(info, "cluster_state:ok")
 	})
-	url := "redis://" + srv.addr()
+	url := srv.URL()
 	logtest.Run(t, func(t *testing.T) hub.Log {
 		s, err := Open(Options{URL: url, Cluster: true, Prefix: uniquePrefix(t, url)})
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/testserver"
 )
 
 // TestKilled kills the test's own redis-server (AOF, appendfsync always)
@@ -19,8 +20,8 @@ import (
 // kill is there at its position, and a Tail called again from its last
 // position goes on with nothing skipped or repeated.
 func TestKilled(t *testing.T) {
-	srv := startServer(t, false)
-	s, err := Open(Options{URL: "redis://" + srv.addr(), Prefix: "killed"})
+	srv := testserver.Redis(t, testserver.RedisOptions{AppendOnly: true})
+	s, err := Open(Options{URL: srv.URL(), Prefix: "killed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestKilled(t *testing.T) {
 		return len(acked)
 	}
 	waitFor(t, 10*time.Second, "200 acknowledged appends", func() bool { return count() >= 200 })
-	srv.kill()
+	srv.Kill()
 	before := count()
 
 	// Down: Tail returns an error that is not ErrLogClosed, and every
@@ -123,7 +124,7 @@ func TestKilled(t *testing.T) {
 		t.Errorf("%d appends were acknowledged while Redis was down", n-before)
 	}
 
-	srv.start()
+	srv.Start()
 	waitFor(t, 10*time.Second, "appends after the restart", func() bool { return count() >= before+100 })
 	close(pubStop)
 	<-pubDone

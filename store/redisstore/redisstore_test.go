@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
@@ -13,41 +12,16 @@ import (
 
 	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/hub/logtest"
+	"github.com/ssehub/ssehub/internal/testserver"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// sharedURL returns the URL of the shared Redis the tests use, from
-// SSEHUB_TEST_REDIS_URL or 127.0.0.1:6379. When it does not answer, the
-// test is skipped, or fails under CI=true.
-func sharedURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("SSEHUB_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379"
-	}
-	o, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("SSEHUB_TEST_REDIS_URL: %v", err)
-	}
-	c := redis.NewClient(o)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		msg := "no Redis at " + url + " (" + err.Error() + "): start one (apt-get install redis-server; redis-server) or set SSEHUB_TEST_REDIS_URL"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return url
-}
-
 // uniquePrefix returns a new key prefix and deletes its keys in
-// t.Cleanup.
+// t.Cleanup: the Redis at url may be one that other tests share
+// (testserver.RedisURL).
 func uniquePrefix(t testing.TB, url string) string {
 	t.Helper()
 	var b [8]byte
@@ -90,14 +64,11 @@ func deleteKeys(t testing.TB, url, prefix string) {
 	}
 }
 
-// openShared opens a Store on the shared Redis with a unique prefix,
-// closed and cleaned up with t.
-func openShared(t testing.TB, o Options) *Store {
+// openStore opens a Store on the Redis at url with o and, unless o has
+// one, a unique prefix; it is closed and its keys deleted with t.
+func openStore(t testing.TB, url string, o Options) *Store {
 	t.Helper()
-	url := sharedURL(t)
-	if o.URL == "" {
-		o.URL = url
-	}
+	o.URL = url
 	if o.Prefix == "" {
 		o.Prefix = uniquePrefix(t, url)
 	}
@@ -110,8 +81,8 @@ func openShared(t testing.TB, o Options) *Store {
 }
 
 func TestLog(t *testing.T) {
+	url := testserver.RedisURL(t)
 	logtest.Run(t, func(t *testing.T) hub.Log {
-		url := sharedURL(t)
 		s, err := Open(Options{URL: url, Prefix: uniquePrefix(t, url)})
 		if err != nil {
 			t.Fatalf("Open: %v", err)

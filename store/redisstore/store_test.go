@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/testserver"
 )
 
 func sel(t testing.TB, ss ...string) []hub.Selector {
@@ -105,10 +105,10 @@ func TestOpenErrors(t *testing.T) {
 // two prefixes do not see each other, and that trimming everything
 // leaves only the counter, the emptied log and nothing of the indexes.
 func TestKeys(t *testing.T) {
-	url := sharedURL(t)
+	url := testserver.RedisURL(t)
 	prefix := uniquePrefix(t, url)
-	a := openShared(t, Options{Prefix: prefix})
-	b := openShared(t, Options{})
+	a := openStore(t, url, Options{Prefix: prefix})
+	b := openStore(t, url, Options{})
 	mustAppend(t, a, []hub.Record{{Topics: []string{"x", "y/z"}, ID: "pub"}, {Topics: []string{"x"}}})
 	mustAppend(t, b, records(3, "x"))
 	if got := readPositions(t, a, 0, sel(t, "**")); !slices.Equal(got, []uint64{1, 2}) {
@@ -166,7 +166,7 @@ func must[T any](v T, err error) T {
 // have a literal prefix reads only the matching records, and that a
 // selector without one scans.
 func TestIndex(t *testing.T) {
-	s := openShared(t, Options{})
+	s := openStore(t, testserver.RedisURL(t), Options{})
 	var quiet []uint64
 	for i := range 5 {
 		recs := mustAppend(t, s, records(1000, "busy"))
@@ -203,10 +203,10 @@ func TestIndex(t *testing.T) {
 // resolve and collide across them, and concurrent Appends of one ID on
 // both succeed once.
 func TestNodes(t *testing.T) {
-	url := sharedURL(t)
+	url := testserver.RedisURL(t)
 	prefix := uniquePrefix(t, url)
-	a := openShared(t, Options{Prefix: prefix})
-	b := openShared(t, Options{Prefix: prefix})
+	a := openStore(t, url, Options{Prefix: prefix})
+	b := openStore(t, url, Options{Prefix: prefix})
 	mustAppend(t, a, []hub.Record{{Topics: []string{"t"}, ID: "x"}})
 	if pos, err := b.Lookup(t.Context(), "x"); pos != 1 || err != nil {
 		t.Errorf("b.Lookup(x) = %d, %v; want 1, nil", pos, err)
@@ -242,12 +242,12 @@ func TestNodes(t *testing.T) {
 // TestTrimConcurrent trims from several nodes at once, in small steps:
 // every record is removed and counted once, and the indexes follow.
 func TestTrimConcurrent(t *testing.T) {
-	url := sharedURL(t)
+	url := testserver.RedisURL(t)
 	prefix := uniquePrefix(t, url)
 	const n, keep = 5000, 100
 	var nodes []*Store
 	for range 4 {
-		nodes = append(nodes, openShared(t, Options{Prefix: prefix, TrimChunk: 97}))
+		nodes = append(nodes, openStore(t, url, Options{Prefix: prefix, TrimChunk: 97}))
 	}
 	for i := 0; i < n; i += 500 {
 		recs := records(500, "a")
@@ -305,16 +305,14 @@ func TestTrimConcurrent(t *testing.T) {
 // methods fail promptly with errors that are not ErrLogClosed, and they
 // work once the server is up.
 func TestDown(t *testing.T) {
-	srv := &server{t: t, bin: redisServer(t), port: freePort(t), dir: t.TempDir()}
-	srv.args = []string{"--bind", "127.0.0.1", "--dir", srv.dir, "--save", "", "--port", fmt.Sprint(srv.port)}
-	t.Cleanup(srv.kill)
-	s, err := Open(Options{URL: "redis://" + srv.addr(), Prefix: "down"})
+	srv := testserver.Redis(t, testserver.RedisOptions{Stopped: true})
+	s, err := Open(Options{URL: srv.URL(), Prefix: "down"})
 	if err != nil {
 		t.Fatalf("Open while Redis is down: %v", err)
 	}
 	defer s.Close()
 	checkDown(t, s)
-	srv.start()
+	srv.Start()
 	waitFor(t, 10*time.Second, "Bounds after the server started", func() bool {
 		_, _, err := s.Bounds(t.Context())
 		return err == nil
@@ -405,17 +403,18 @@ func TestSilentServer(t *testing.T) {
 // TestPassword checks the password and the ACL user of the URL, on a
 // server of the test's own.
 func TestPassword(t *testing.T) {
-	srv := startServer(t, false, "--requirepass", "s3cret", "--user", "alice", "on", ">alice-pw", "~*", "&*", "+@all")
+	srv := testserver.Redis(t, testserver.RedisOptions{Password: "s3cret",
+		Args: []string{"--user", "alice", "on", ">alice-pw", "~*", "&*", "+@all"}})
 	tests := []struct {
 		url  string
 		want string // in the error; "" for success
 	}{
-		{"redis://:s3cret@" + srv.addr(), ""},
-		{"redis://default:s3cret@" + srv.addr(), ""},
-		{"redis://alice:alice-pw@" + srv.addr() + "/0", ""},
-		{"redis://:wrong@" + srv.addr(), "WRONGPASS"},
-		{"redis://alice:s3cret@" + srv.addr(), "WRONGPASS"},
-		{"redis://" + srv.addr(), "NOAUTH"},
+		{"redis://:s3cret@" + srv.Addr(), ""},
+		{"redis://default:s3cret@" + srv.Addr(), ""},
+		{"redis://alice:alice-pw@" + srv.Addr() + "/0", ""},
+		{"redis://:wrong@" + srv.Addr(), "WRONGPASS"},
+		{"redis://alice:s3cret@" + srv.Addr(), "WRONGPASS"},
+		{"redis://" + srv.Addr(), "NOAUTH"},
 	}
 	for _, tt := range tests {
 		s, err := Open(Options{URL: tt.url, Prefix: "pw"})
@@ -442,20 +441,12 @@ func TestPassword(t *testing.T) {
 // TestTLS checks rediss:// against a server of the test's own with a
 // certificate made for it.
 func TestTLS(t *testing.T) {
-	if !supportsTLS(t) {
-		msg := "redis-server was built without TLS: install Debian's (apt-get install redis-server) to run this test"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	pool, ca, cert, key := testCert(t, dir)
-	srv := startServer(t, true, "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
-		"--tls-auth-clients", "no", "--requirepass", "tls-pw")
-	url := "rediss://:tls-pw@" + srv.addr()
+	certs := testserver.Certs(t)
+	srv := testserver.Redis(t, testserver.RedisOptions{Password: "tls-pw",
+		TLSCertFile: certs.Cert, TLSKeyFile: certs.Key, TLSCAFile: certs.CA})
+	url := "rediss://:tls-pw@" + srv.Addr()
 
-	s, err := Open(Options{URL: url, Prefix: "tls", TLSConfig: &tls.Config{RootCAs: pool}})
+	s, err := Open(Options{URL: url, Prefix: "tls", TLSConfig: certs.ClientConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +466,7 @@ func TestTLS(t *testing.T) {
 		t.Errorf("Bounds without the CA = %v; want an unknown authority error", err)
 	}
 	// Plain text to the TLS port fails.
-	s3, err := Open(Options{URL: "redis://:tls-pw@" + srv.addr(), Prefix: "tls"})
+	s3, err := Open(Options{URL: "redis://:tls-pw@" + srv.Addr(), Prefix: "tls"})
 	if err != nil {
 		t.Fatal(err)
 	}
