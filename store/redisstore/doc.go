@@ -47,10 +47,11 @@
 //
 // # Scripts
 //
-// Every write, and every read that needs a consistent view of several
-// keys, is one Lua script (EVALSHA, with go-redis falling back to EVAL
-// when the server lacks it). Redis runs a script alone, so no node ever
-// sees half of one, and each script declares all its keys in KEYS.
+// Every write, and every read that merges several keys, is one Lua
+// script (EVALSHA, with go-redis falling back to EVAL when the server
+// lacks it); the other reads that need a consistent view of several keys
+// are one MULTI/EXEC transaction. Redis runs either alone, so no node
+// ever sees half of one, and each script declares all its keys in KEYS.
 //
 //   - append checks every publisher's ID of the batch, against the hash
 //     and within the batch, and refuses the whole batch with
@@ -64,13 +65,17 @@
 //   - bounds reads the counter and the log's length: the log holds
 //     exactly the positions last-len+1 to last, because append adds
 //     positions with the counter and Trim removes only the oldest.
-//   - read (by index, or scanning the log) returns up to 512 records
-//     after a position, and in the same call checks that the records
-//     after that position are still held; if not, Read returns
-//     hub.ErrTrimmed. By index, it reads the index streams of the
-//     selectors' topics, merges them in position order, delivering a
-//     record on several of them once, and fetches the records from the
-//     log. Read calls fn between script calls, never during one.
+//   - Read reads pages of up to 512 records after a position, and checks
+//     with each page, in the same script or transaction, that the records
+//     after that position are still held; if not, it returns
+//     hub.ErrTrimmed. By index, a script reads the index streams of the
+//     selectors' topics and merges their positions in order, a record on
+//     several of them once (one topic needs no merge: a transaction reads
+//     its index stream); then XRANGE fetches the records from the log,
+//     in one range when they are dense, and a record gone by then was
+//     trimmed meanwhile (hub.ErrTrimmed too). A scan reads the log with
+//     XRANGE. Records never pass through Lua's tables, which cost Redis
+//     several times what XRANGE does. Read calls fn between pages.
 //   - trim plan and trim apply: see below.
 //
 // Tail is XREAD BLOCK on the log, half a second at a time, so that it

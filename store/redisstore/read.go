@@ -15,14 +15,16 @@ import (
 // Read implements hub.Log. For selectors whose topics it can list, exact
 // ones and patterns with a literal Prefix (whose topics it finds in the
 // set of known topics), it reads only those topics' index streams,
-// merged in position order in the script, a record with several matching
+// merged in position order in a script, a record with several matching
 // topics once: replaying a quiet topic costs the same however many
 // records other topics have. Selectors that start with a wildcard, or
 // that match more than 256 topics, make it scan the log instead.
 //
-// Each script call returns up to 512 records and checks, in the same
-// call, that the records after the position it reads after are held; fn
-// is called between script calls. fn may keep the records.
+// It reads pages of up to 512 records. Each page checks, in the same
+// atomic step as it reads, that the records after the position it reads
+// after are held; the records of an index page are then fetched with
+// XRANGE, and one that is gone by then was trimmed meanwhile. fn is
+// called between pages, and may keep the records.
 func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn func(*hub.Record) bool) error {
 	if err := s.check("read", ctx); err != nil {
 		return err
@@ -30,62 +32,227 @@ func (s *Store) Read(ctx context.Context, after uint64, sels []hub.Selector, fn 
 	if len(sels) == 0 {
 		return nil
 	}
-	script, keys := scanScript, []string{s.kSeq, s.kLog}
-	topics, ok, err := s.topics(ctx, sels)
+	topics, indexed, err := s.topics(ctx, sels)
 	if err != nil {
 		return s.wrap("read", err)
 	}
-	if ok {
-		if len(topics) == 0 {
-			// No topic matches; there is nothing to read, unless what is
-			// to be read was trimmed.
-			first, last, err := s.bounds(ctx)
-			if err != nil {
-				return s.wrap("read", err)
-			}
-			if first > after+1 || first == 0 && last > after {
-				return fmt.Errorf("redisstore: read: %w", hub.ErrTrimmed)
-			}
-			return nil
+	if indexed && len(topics) == 0 {
+		// No topic matches; there is nothing to read, unless what is to
+		// be read was trimmed.
+		first, last, err := s.bounds(ctx)
+		if err != nil {
+			return s.wrap("read", err)
 		}
-		script = indexScript
-		for _, t := range topics {
-			keys = append(keys, s.topicKey(t))
+		if trimmedAfter(after, first, last) {
+			return fmt.Errorf("redisstore: read: %w", hub.ErrTrimmed)
 		}
+		return nil
+	}
+	keys := []string{s.kSeq, s.kLog}
+	for _, t := range topics {
+		keys = append(keys, s.topicKey(t))
 	}
 	for {
 		if err := s.check("read", ctx); err != nil {
 			return err
 		}
-		res, err := script.Run(ctx, s.rdb, keys, after, readBatch).Slice()
+		var (
+			msgs []redis.XMessage
+			more bool
+		)
+		if indexed {
+			msgs, more, err = s.indexPage(ctx, keys, after)
+		} else {
+			msgs, more, err = s.scanPage(ctx, after)
+		}
 		if err != nil {
+			if errors.Is(err, hub.ErrTrimmed) {
+				return fmt.Errorf("redisstore: read after %d: %w", after, err)
+			}
 			return s.wrap("read", err)
 		}
-		if len(res) == 0 {
-			return fmt.Errorf("redisstore: read: empty reply")
-		}
-		status, _ := res[0].(int64)
-		if status < 0 {
-			return fmt.Errorf("redisstore: read after %d: %w", after, hub.ErrTrimmed)
-		}
-		s.visited.Add(uint64(len(res) - 1))
-		for _, v := range res[1:] {
-			r, err := decodeScriptEntry(v)
+		s.visited.Add(uint64(len(msgs)))
+		for _, m := range msgs {
+			r, err := decodeValues(m.ID, m.Values)
 			if err != nil {
 				return fmt.Errorf("redisstore: read: %w", err)
 			}
 			after = r.Pos
-			if !ok && !hub.MatchAny(sels, r.Topics) {
+			if !indexed && !hub.MatchAny(sels, r.Topics) {
 				continue
 			}
 			if !fn(&r) {
 				return nil
 			}
 		}
-		if status == 0 {
+		if !more {
 			return nil
 		}
 	}
+}
+
+// trimmedAfter reports whether records after position after, which a
+// reader has not reached, are gone from a log whose bounds are first and
+// last (first 0: none held).
+func trimmedAfter(after, first, last uint64) bool {
+	return first > after+1 || first == 0 && last > after
+}
+
+// scanPage reads the log's next page after position after, with the
+// counter and the log's length in the same transaction, for the check
+// that no record after after is gone.
+func (s *Store) scanPage(ctx context.Context, after uint64) ([]redis.XMessage, bool, error) {
+	var (
+		seq *redis.StringCmd
+		n   *redis.IntCmd
+		xr  *redis.XMessageSliceCmd
+	)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		seq = p.Get(ctx, s.kSeq)
+		n = p.XLen(ctx, s.kLog)
+		xr = p.XRangeN(ctx, s.kLog, "("+strconv.FormatUint(after, 10)+"-0", "+", readBatch)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, err
+	}
+	if err := checkHeld(after, seq, n); err != nil {
+		return nil, false, err
+	}
+	msgs, err := xr.Result()
+	if err != nil {
+		return nil, false, err
+	}
+	return msgs, len(msgs) == readBatch, nil
+}
+
+// mergedPositions returns the next page of positions after after of the
+// topics whose index streams are keys[2:], merged by indexScript.
+func (s *Store) mergedPositions(ctx context.Context, keys []string, after uint64) ([]int64, bool, error) {
+	res, err := indexScript.Run(ctx, s.rdb, keys, after, readBatch).Int64Slice()
+	if err != nil {
+		return nil, false, err
+	}
+	if len(res) == 0 {
+		return nil, false, errors.New("empty reply")
+	}
+	if res[0] < 0 {
+		return nil, false, hub.ErrTrimmed
+	}
+	return res[1:], res[0] == 1, nil
+}
+
+// topicPositions returns the next page of positions after after of one
+// topic, whose index stream is key: the commonest replay needs no merge,
+// and so no script, only the check that nothing after after is gone, in
+// the same transaction.
+func (s *Store) topicPositions(ctx context.Context, key string, after uint64) ([]int64, bool, error) {
+	var (
+		seq *redis.StringCmd
+		n   *redis.IntCmd
+		xr  *redis.XMessageSliceCmd
+	)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		seq = p.Get(ctx, s.kSeq)
+		n = p.XLen(ctx, s.kLog)
+		xr = p.XRangeN(ctx, key, "("+strconv.FormatUint(after, 10)+"-0", "+", readBatch)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, err
+	}
+	if err := checkHeld(after, seq, n); err != nil {
+		return nil, false, err
+	}
+	es, err := xr.Result()
+	if err != nil {
+		return nil, false, err
+	}
+	ps := make([]int64, len(es))
+	for i, e := range es {
+		p, err := parseSID(e.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		ps[i] = int64(p)
+	}
+	return ps, len(es) == readBatch, nil
+}
+
+// checkHeld returns hub.ErrTrimmed when records after position after are
+// gone from the log whose counter and length seq and n read.
+func checkHeld(after uint64, seq *redis.StringCmd, n *redis.IntCmd) error {
+	last, err := seq.Uint64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	var first uint64
+	if l := uint64(n.Val()); l > 0 {
+		first = last - l + 1
+	}
+	if trimmedAfter(after, first, last) {
+		return hub.ErrTrimmed
+	}
+	return nil
+}
+
+// indexPage reads the positions of the next page of the topics' index
+// streams (keys[2:]) after position after, then their records: with one
+// XRANGE of their span when they are at least half of the log's records
+// in it, else one XRANGE each, pipelined.
+func (s *Store) indexPage(ctx context.Context, keys []string, after uint64) ([]redis.XMessage, bool, error) {
+	var (
+		ps   []int64
+		more bool
+		err  error
+	)
+	if len(keys) == 3 {
+		ps, more, err = s.topicPositions(ctx, keys[2], after)
+	} else {
+		ps, more, err = s.mergedPositions(ctx, keys, after)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if len(ps) == 0 {
+		return nil, more, nil
+	}
+	sid := func(p int64) string { return strconv.FormatInt(p, 10) + "-0" }
+	var msgs []redis.XMessage
+	if span := ps[len(ps)-1] - ps[0] + 1; span < 2*int64(len(ps)) {
+		all, err := s.rdb.XRange(ctx, s.kLog, sid(ps[0]), sid(ps[len(ps)-1])).Result()
+		if err != nil {
+			return nil, false, err
+		}
+		msgs = make([]redis.XMessage, 0, len(ps))
+		j := 0
+		for _, m := range all {
+			if j < len(ps) && m.ID == sid(ps[j]) {
+				msgs = append(msgs, m)
+				j++
+			}
+		}
+	} else {
+		cmds := make([]*redis.XMessageSliceCmd, len(ps))
+		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, pos := range ps {
+				cmds[i] = p.XRange(ctx, s.kLog, sid(pos), sid(pos))
+			}
+			return nil
+		}); err != nil {
+			return nil, false, err
+		}
+		msgs = make([]redis.XMessage, 0, len(ps))
+		for _, c := range cmds {
+			msgs = append(msgs, c.Val()...)
+		}
+	}
+	if len(msgs) < len(ps) {
+		// Records the index listed are gone: Trim, which removes the
+		// oldest first, removed them after the script ran.
+		return nil, false, hub.ErrTrimmed
+	}
+	return msgs, more, nil
 }
 
 // topics returns the topics that sels match, from the set of known
