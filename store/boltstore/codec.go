@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/wire"
 )
 
 // A stored record is the value under its position key in the records
@@ -90,27 +91,24 @@ func (w *view) parse(pos uint64, v []byte) error {
 	}
 	w.time = int64(binary.BigEndian.Uint64(v[1:9]))
 	w.flags = v[9]
-	d := decoder{b: v[headerLen:]}
-	w.retry = d.varint()
+	d := wire.NewDecoder(v[headerLen:])
+	w.retry = d.Varint()
 	w.id = nil
 	if w.flags&flagPosID == 0 {
-		w.id = d.bytes()
+		w.id = d.Bytes()
 		if w.id == nil {
 			w.id = []byte{}
 		}
 	}
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)) { // each topic takes a byte at least
-		d.err = errShort
-	}
+	n := d.Count() // each topic takes a byte at least
 	w.topics = w.topicsA[:0]
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		w.topics = append(w.topics, d.bytes())
+	for i := uint64(0); i < n && d.Err() == nil; i++ {
+		w.topics = append(w.topics, d.Bytes())
 	}
-	w.typ = d.bytes()
-	w.data = d.b
-	if d.err != nil {
-		return fmt.Errorf("%w: record %d: %v", ErrCorrupt, pos, d.err)
+	w.typ = d.Bytes()
+	w.data = d.Rest()
+	if err := d.Err(); err != nil {
+		return fmt.Errorf("%w: record %d: %v", ErrCorrupt, pos, err)
 	}
 	return nil
 }
@@ -165,55 +163,6 @@ func decode(pos uint64, v []byte) (hub.Record, error) {
 		return hub.Record{}, err
 	}
 	return w.record(pos), nil
-}
-
-var errShort = fmt.Errorf("truncated")
-
-// decoder reads varints and length-prefixed bytes, remembering the first
-// error.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	x, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.b = d.b[n:]
-	return x
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	x, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.b = d.b[n:]
-	return x
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errShort
-		return nil
-	}
-	b := d.b[:n:n]
-	d.b = d.b[n:]
-	return b
 }
 
 // posKey returns the 8-byte big-endian key of a position.

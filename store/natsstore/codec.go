@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/internal/wire"
 )
 
 // The payload of a batch message (subject "<stream>.batch") is
@@ -85,100 +86,35 @@ func decodeBatch(first uint64, count int, b []byte) ([]hub.Record, error) {
 		return nil, fmt.Errorf("%w: batch at %d: count %d", errCorrupt, first, count)
 	}
 	t := time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9])))
-	d := decoder{b: b[9:]}
+	d := wire.NewDecoder(b[9:])
 	recs := make([]hub.Record, count)
 	for i := range recs {
 		r := &recs[i]
 		r.Pos, r.Time = first+uint64(i), t
-		flags := d.byte()
+		flags := d.Byte()
 		r.Private = flags&flagPrivate != 0
-		r.Retry = time.Duration(d.varint())
+		r.Retry = time.Duration(d.Varint())
 		if flags&flagPosID != 0 {
 			r.ID = strconv.FormatUint(r.Pos, 10)
 		} else {
-			r.ID = d.string()
+			r.ID = d.Text()
 		}
-		n := d.uvarint()
-		if d.err == nil && n > uint64(len(d.b)) {
-			d.err = errShort
-		}
-		if d.err != nil {
+		n := d.Count()
+		if d.Err() != nil {
 			break
 		}
 		r.Topics = make([]string, n)
 		for j := range r.Topics {
-			r.Topics[j] = d.string()
+			r.Topics[j] = d.Text()
 		}
-		r.Type = d.string()
-		r.Data = d.string()
+		r.Type = d.Text()
+		r.Data = d.Text()
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
+	if len(d.Rest()) != 0 {
+		d.Fail(fmt.Errorf("%d trailing bytes", len(d.Rest())))
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("%w: batch at %d: %v", errCorrupt, first, d.err)
+	if err := d.Err(); err != nil {
+		return nil, fmt.Errorf("%w: batch at %d: %v", errCorrupt, first, err)
 	}
 	return recs, nil
-}
-
-var errShort = errors.New("truncated")
-
-// decoder reads varints and length-prefixed strings, remembering the
-// first error.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) == 0 {
-		d.err = errShort
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	x, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.b = d.b[n:]
-	return x
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	x, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShort
-		return 0
-	}
-	d.b = d.b[n:]
-	return x
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errShort
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }

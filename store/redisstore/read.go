@@ -98,10 +98,20 @@ func trimmedAfter(after, first, last uint64) bool {
 	return first > after+1 || first == 0 && last > after
 }
 
-// scanPage reads the log's next page after position after, with the
-// counter and the log's length in the same transaction, for the check
-// that no record after after is gone.
+// scanPage reads the log's next page after position after.
 func (s *Store) scanPage(ctx context.Context, after uint64) ([]redis.XMessage, bool, error) {
+	msgs, err := s.rangeAfter(ctx, s.kLog, after)
+	if err != nil {
+		return nil, false, err
+	}
+	return msgs, len(msgs) == readBatch, nil
+}
+
+// rangeAfter reads the next page of the stream key (the log, or a topic's
+// index) after position after, with the counter and the log's length in
+// the same transaction, and returns hub.ErrTrimmed when they say that
+// records after after are gone.
+func (s *Store) rangeAfter(ctx context.Context, key string, after uint64) ([]redis.XMessage, error) {
 	var (
 		seq *redis.StringCmd
 		n   *redis.IntCmd
@@ -110,20 +120,16 @@ func (s *Store) scanPage(ctx context.Context, after uint64) ([]redis.XMessage, b
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		seq = p.Get(ctx, s.kSeq)
 		n = p.XLen(ctx, s.kLog)
-		xr = p.XRangeN(ctx, s.kLog, "("+strconv.FormatUint(after, 10)+"-0", "+", readBatch)
+		xr = p.XRangeN(ctx, key, "("+strconv.FormatUint(after, 10)+"-0", "+", readBatch)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, false, err
+		return nil, err
 	}
 	if err := checkHeld(after, seq, n); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	msgs, err := xr.Result()
-	if err != nil {
-		return nil, false, err
-	}
-	return msgs, len(msgs) == readBatch, nil
+	return xr.Result()
 }
 
 // mergedPositions returns the next page of positions after after of the
@@ -144,27 +150,9 @@ func (s *Store) mergedPositions(ctx context.Context, keys []string, after uint64
 
 // topicPositions returns the next page of positions after after of one
 // topic, whose index stream is key: the commonest replay needs no merge,
-// and so no script, only the check that nothing after after is gone, in
-// the same transaction.
+// and so no script.
 func (s *Store) topicPositions(ctx context.Context, key string, after uint64) ([]int64, bool, error) {
-	var (
-		seq *redis.StringCmd
-		n   *redis.IntCmd
-		xr  *redis.XMessageSliceCmd
-	)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		seq = p.Get(ctx, s.kSeq)
-		n = p.XLen(ctx, s.kLog)
-		xr = p.XRangeN(ctx, key, "("+strconv.FormatUint(after, 10)+"-0", "+", readBatch)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, false, err
-	}
-	if err := checkHeld(after, seq, n); err != nil {
-		return nil, false, err
-	}
-	es, err := xr.Result()
+	es, err := s.rangeAfter(ctx, key, after)
 	if err != nil {
 		return nil, false, err
 	}
