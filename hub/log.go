@@ -96,8 +96,13 @@ type Log interface {
 	// It returns an error wrapping ErrDuplicateID when an ID is already
 	// taken, also within the batch, or is made only of ASCII digits (those
 	// are reserved for assigned IDs). When Append returns an error,
-	// nothing of recs was appended. Concurrent Appends may be committed
-	// together. Append keeps no reference to recs.
+	// nothing of recs was appended, with one exception: a Log on another
+	// machine (Redis, NATS) that loses its connection, or whose ctx ends,
+	// while the batch is in flight cannot know whether the server stored
+	// it, and the batch is then appended whole or not at all. A caller
+	// that retries with publisher IDs learns which from ErrDuplicateID.
+	// Concurrent Appends may be committed together. Append keeps no
+	// reference to recs.
 	Append(ctx context.Context, recs []Record) error
 
 	// Read calls fn, in position order, for each record with Pos > after
