@@ -2,6 +2,7 @@ package natsstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -238,12 +239,21 @@ func (s *Store) commitGroup(group []*appendReq) {
 		ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequence(lastSeq))
 		if isWrongLast(err) {
 			// Someone else published first: catch up and check again.
-			if err := s.waitIndexed(ctx, lastSeq+1); err != nil {
+			// If the index does not catch up soon, the stream may have
+			// lost messages instead (see lostLocked): sync finds out.
+			wctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := s.waitIndexed(wctx, lastSeq+1)
+			cancel()
+			if err != nil && ctx.Err() == nil && !errors.Is(err, hub.ErrLogClosed) {
+				err = s.sync(ctx)
+			}
+			if err != nil {
 				fail(group, err)
 				return
 			}
 			continue
 		}
+		s.streamGone(err)
 		if err != nil {
 			fail(group, err)
 			return

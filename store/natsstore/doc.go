@@ -123,6 +123,15 @@
 // error, and its records may have been stored all the same, as with any
 // remote store.
 //
+// A stream that loses its messages (its server's data wiped, a memory
+// store restarted, the stream deleted) is noticed by the next Bounds,
+// which sees a last sequence below what the index applied, or no
+// stream: the index starts over, the follower reads (or creates) the
+// stream from its start, and Appends work again, at position 1. Bounds
+// then reports a last below the one it reported before, which the
+// contract never allows otherwise, and which tells the hub to end its
+// streams (see hub.Run). TestStreamLost checks it.
+//
 // Server settings: JetStream enabled with file storage, and a
 // max_payload (1 MiB by default) at least as large as the biggest batch
 // published; Append refuses a larger batch with an error saying so.

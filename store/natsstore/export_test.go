@@ -2,12 +2,7 @@ package natsstore
 
 // DropCache empties the Store's cache of decoded batches, so that a
 // benchmark measures reads from the server.
-func (s *Store) DropCache() {
-	s.cache.mu.Lock()
-	defer s.cache.mu.Unlock()
-	clear(s.cache.m)
-	s.cache.order, s.cache.bytes = nil, 0
-}
+func (s *Store) DropCache() { s.cache.drop() }
 
 // NoCache stops the Store from caching batches.
 func (s *Store) NoCache() {

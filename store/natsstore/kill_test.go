@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -207,5 +209,69 @@ func TestKillRestart(t *testing.T) {
 		if _, err := s2.Lookup(ctx, "refused-"+what); !errors.Is(err, hub.ErrNotFound) {
 			t.Errorf("Lookup of the Append refused %s = %v; want ErrNotFound", what, err)
 		}
+	}
+}
+
+// TestStreamLost wipes the server's data while a Store uses it, as a
+// server whose disk was replaced (or a memory store restarted) does: the
+// stream, its sequences and the Log's positions start over. The Store
+// must notice, start its index over, and take Appends again; Bounds then
+// reports the new, lower end, which tells the hub to end its streams.
+func TestStreamLost(t *testing.T) {
+	srv := testserver.NATS(t, testserver.NATSOptions{})
+	s, err := natsstore.Open(natsstore.Options{URL: srv.URL(), Stream: "LOST"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	for i := range 5 {
+		if err := s.Append(ctx, []hub.Record{{Topics: []string{"t"}, ID: fmt.Sprintf("old-%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, last, err := s.Bounds(ctx); err != nil || last != 5 {
+		t.Fatalf("Bounds = %d, %v; want 5", last, err)
+	}
+
+	srv.Kill()
+	entries, err := os.ReadDir(srv.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(srv.Dir(), e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Start()
+
+	// The hub calls Bounds every second; within 10 s, the Store must
+	// take an Append again, at position 1.
+	deadline := time.Now().Add(10 * time.Second)
+	var rec hub.Record
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		s.Bounds(actx)
+		rec = hub.Record{Topics: []string{"t"}, ID: "old-0"} // free again: the old record is gone
+		err = s.Append(actx, []hub.Record{rec})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Append after the data was lost: %v (still failing after 10s)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	first, last, err := s.Bounds(ctx)
+	if err != nil || first != 1 || last != 1 {
+		t.Errorf("Bounds after the data was lost = %d, %d, %v; want 1, 1", first, last, err)
+	}
+	if pos, err := s.Lookup(ctx, "old-0"); err != nil || pos != 1 {
+		t.Errorf("Lookup(old-0) = %d, %v; want 1", pos, err)
+	}
+	if _, err := s.Lookup(ctx, "old-3"); !errors.Is(err, hub.ErrNotFound) {
+		t.Errorf("Lookup(old-3) = %v; want ErrNotFound: the index must start over", err)
 	}
 }

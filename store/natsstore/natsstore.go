@@ -74,11 +74,13 @@ type Store struct {
 	closing chan struct{} // closed by Close
 	wg      sync.WaitGroup
 
-	mu      sync.Mutex       // guards the fields below
-	idx     index            // see index
-	changed chan struct{}    // closed and replaced whenever idx changes
-	st      jetstream.Stream // nil until the follower has made sure the stream exists
-	closed  bool
+	mu         sync.Mutex       // guards the fields below
+	idx        index            // see index
+	changed    chan struct{}    // closed and replaced whenever idx changes
+	st         jetstream.Stream // nil until the follower has made sure the stream exists
+	closed     bool
+	gen        uint64 // counts the index's starts over (see lostLocked)
+	stopFollow func() // stops the follower's consumer; nil when none runs
 
 	qmu     sync.Mutex // guards pending
 	pending []*appendReq
@@ -263,15 +265,62 @@ func (s *Store) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	applied, gen := s.idx.seq, s.gen
+	s.mu.Unlock()
 	info, err := st.Info(ctx)
 	if err != nil {
+		s.streamGone(err)
 		return err
+	}
+	// A stream's last sequence never goes down, even when it is purged:
+	// below what the index had applied before asking, it lost messages.
+	if info.State.LastSeq < applied {
+		s.mu.Lock()
+		if s.gen == gen {
+			s.lostLocked(fmt.Sprintf("its last sequence is %d", info.State.LastSeq))
+		}
+		s.mu.Unlock()
 	}
 	target := info.State.LastSeq
 	if info.State.Msgs == 0 {
 		target = 0 // purged by hand: there is nothing to wait for
 	}
 	return s.waitIndexed(ctx, target)
+}
+
+// lostLocked starts the index over when the stream lost messages the
+// index holds: its server lost its data (a file store wiped, a memory
+// store restarted), or someone deleted it. The stream's sequences and the
+// Log's positions then start over, below those held, and nothing this
+// node holds is true of the stream any more. The follower reads the
+// stream again from its start (creating the stream when it is gone), and
+// Bounds reports the new, lower end, which the hub takes as the sign to
+// end every stream (see hub.Run). s.mu must be held.
+func (s *Store) lostLocked(why string) {
+	s.log.Error("natsstore: the stream lost its messages; the index starts over", "why", why, "applied", s.idx.seq, "newest", s.idx.newest)
+	s.idx = newIndex()
+	s.gen++
+	s.cache.drop() // cache.mu is taken only after s.mu, never before
+	if s.stopFollow != nil {
+		s.stopFollow()
+	}
+	s.notifyLocked()
+}
+
+// streamGone handles an error of a call on the stream: when it says the
+// stream does not exist, the index starts over and the follower creates
+// the stream anew.
+func (s *Store) streamGone(err error) {
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st != nil {
+		s.st = nil
+		s.lostLocked("the stream does not exist")
+	}
 }
 
 // waitIndexed waits until the index has applied stream sequence seq.
@@ -343,7 +392,7 @@ func (s *Store) followOnce() (progress bool, err error) {
 		s.log.Info("natsstore: stream ready")
 	}
 	s.mu.Lock()
-	start := s.idx.seq + 1
+	start, gen := s.idx.seq+1, s.gen
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, publishTimeout)
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
@@ -361,60 +410,73 @@ func (s *Store) followOnce() (progress bool, err error) {
 	defer it.Stop()
 	stop := context.AfterFunc(s.ctx, it.Stop)
 	defer stop()
+	s.mu.Lock()
+	if s.gen != gen {
+		s.mu.Unlock()
+		return false, errors.New("natsstore: follower: the index started over")
+	}
+	s.stopFollow = it.Stop
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.stopFollow = nil
+		s.mu.Unlock()
+	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
 			return progress, fmt.Errorf("natsstore: follower: %w", err)
 		}
-		if err := s.apply(msg); err != nil {
+		if err := s.apply(msg, gen); err != nil {
 			s.log.Error("natsstore: follower skips a message", "err", err)
 		}
 		progress = true
 	}
 }
 
-// apply applies one message read by the follower.
-func (s *Store) apply(msg jetstream.Msg) error {
+// apply applies one message read by the follower of the index's
+// generation gen; it drops a message read before the index started over.
+func (s *Store) apply(msg jetstream.Msg, gen uint64) error {
 	meta, err := msg.Metadata()
 	if err != nil {
 		return err
 	}
 	seq := meta.Sequence.Stream
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen {
+		return nil
+	}
 	switch msg.Subject() {
 	case s.batchSubj:
 		recs, err := decodeMsg(msg.Headers(), msg.Data())
 		if err != nil {
-			s.skip(seq)
+			s.skipLocked(seq)
 			return fmt.Errorf("message %d: %w", seq, err)
 		}
-		s.cache.put(seq, recs)
-		s.mu.Lock()
+		s.cache.put(seq, recs) // cache.mu is taken only after s.mu, never before
 		s.idx.applyBatch(seq, recs)
 		s.notifyLocked()
-		s.mu.Unlock()
 	case s.markerSubj:
 		floor, err := strconv.ParseUint(msg.Headers().Get(hdrFloor), 10, 64)
 		if err != nil || floor == 0 {
-			s.skip(seq)
+			s.skipLocked(seq)
 			return fmt.Errorf("%w: trim marker %d: floor %q", errCorrupt, seq, msg.Headers().Get(hdrFloor))
 		}
-		s.mu.Lock()
 		s.idx.applyMarker(seq, floor)
 		s.notifyLocked()
-		s.mu.Unlock()
 	default:
-		s.skip(seq)
+		s.skipLocked(seq)
 		return fmt.Errorf("message %d on unknown subject %q", seq, msg.Subject())
 	}
 	return nil
 }
 
-// skip marks stream sequence seq as applied without changing the index.
-func (s *Store) skip(seq uint64) {
-	s.mu.Lock()
+// skipLocked marks stream sequence seq as applied without changing the
+// index. s.mu must be held.
+func (s *Store) skipLocked(seq uint64) {
 	s.idx.seq = max(s.idx.seq, seq)
 	s.notifyLocked()
-	s.mu.Unlock()
 }
 
 // decodeMsg decodes a batch message from its headers and payload.

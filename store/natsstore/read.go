@@ -59,6 +59,14 @@ func (c *cache) put(seq uint64, recs []hub.Record) {
 	}
 }
 
+// drop empties the cache.
+func (c *cache) drop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+	c.order, c.bytes = nil, 0
+}
+
 func (c *cache) get(seq uint64) ([]hub.Record, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
