@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -439,5 +441,62 @@ func TestNodeStartsBeforeBackend(t *testing.T) {
 				t.Errorf("the publish refused with 503 was delivered")
 			}
 		}
+	})
+}
+
+// TestBackendLosesData restarts the backend with its data gone, as a
+// Redis without persistence or a JetStream server whose store was wiped
+// comes back. The nodes must notice that the Log went back, end their
+// streams (whose cursors belong to the lost history), and serve the new
+// history: publishing works again within 10 s, from position 1, and a
+// subscriber that reconnects, as an EventSource does, gets the new
+// events.
+func TestBackendLosesData(t *testing.T) {
+	forEachKind(t, func(t *testing.T, be *backend) {
+		be.srv.Start()
+		nodes := startNodes(t, be, 2)
+		topic := randomName("t/")
+		s := subscribe(t, "on B", topic, "", false, nodes[1])
+		for i := range 5 {
+			nodes[0].publishData(t, topic, fmt.Sprintf("old %d", i))
+		}
+		s.waitData(t, map[string]string{"old 4": ""}, 10*time.Second)
+		opens := s.openCount()
+
+		be.srv.Kill()
+		entries, err := os.ReadDir(be.srv.Dir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if err := os.RemoveAll(filepath.Join(be.srv.Dir(), e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		restarted := time.Now()
+		be.srv.Start()
+
+		var id string
+		waitFor(t, 10*time.Second, func() bool {
+			r := nodes[0].publish("application/json", eventJSON(topic, "new 1"), 5*time.Second)
+			if r.status == http.StatusOK && len(r.ids) == 1 {
+				id = r.ids[0]
+				return true
+			}
+			return false
+		}, "node A: no publish acknowledged within 10s of the backend's return, empty")
+		t.Logf("publishing again %v after the backend came back empty", time.Since(restarted).Round(time.Millisecond))
+		if id != "1" {
+			t.Errorf("first ID in the new history = %s; want 1", id)
+		}
+		waitFor(t, 10*time.Second, func() bool { return s.openCount() > opens },
+			"subscriber on B: its stream was not ended and reopened after the Log went back")
+		for _, n := range nodes {
+			if !strings.Contains(n.logs.String(), "the log went back") {
+				t.Errorf("node %s did not log that the log went back", n.name)
+			}
+		}
+		id2 := nodes[0].publishData(t, topic, "new 2")
+		s.waitAll(t, []string{id2}, 10*time.Second)
 	})
 }
