@@ -7,7 +7,8 @@
 //
 //	h := hub.New(log, &hub.Options{Logger: logger, Registerer: prometheus.DefaultRegisterer})
 //	go func() { errc <- h.Run(ctx) }()    // tails the Log and fans out; nil once ctx is done
-//	mux.Handle("/events", h)                // also /healthz and /readyz
+//	mux.Handle("/events", h)                // also /healthz and /readyz; or, at paths of your own:
+//	mux.Handle("/api/stream", h.EventsHandler()) // routes on the method only (HealthHandler, ReadyHandler)
 //	...
 //	h.Shutdown(shutdownCtx)                 // ends the streams: clients reconnect elsewhere
 //	srv.Shutdown(shutdownCtx)

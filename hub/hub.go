@@ -689,37 +689,73 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // kilobyte of memory rather than the tens net/http holds for a
 // connection. Over HTTP/2 and TLS, or when w cannot be taken over,
 // ServeHTTP streams through ssehttp and returns when the stream ends.
+//
+// To mount the endpoints elsewhere (under a prefix, in another router),
+// use EventsHandler, HealthHandler and ReadyHandler, which route on the
+// method alone.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/events":
+		h.serveEvents(w, r)
+	case "/healthz":
+		h.serveHealth(w, r)
+	case "/readyz":
+		h.serveReadyz(w, r)
+	default:
+		if !h.checkOrigin(w, r) {
+			return
+		}
+		writeProblem(w, http.StatusNotFound, "no such resource: "+strconv.Quote(r.URL.Path), nil)
+	}
+}
+
+// EventsHandler returns the handler of the events endpoint, which
+// ServeHTTP serves at /events: GET subscribes, POST publishes, OPTIONS
+// answers a CORS preflight, and any other method is answered with 405.
+// It routes on the method alone and never looks at the request's path,
+// so it serves the same wherever it is mounted, under any prefix of any
+// router (mux.Handle("/api/v1/stream", h.EventsHandler())).
+func (h *Hub) EventsHandler() http.Handler { return http.HandlerFunc(h.serveEvents) }
+
+// HealthHandler returns the liveness handler, which ServeHTTP serves at
+// /healthz: GET and HEAD answer 200 "ok" while the process serves.
+func (h *Hub) HealthHandler() http.Handler { return http.HandlerFunc(h.serveHealth) }
+
+// ReadyHandler returns the readiness handler, which ServeHTTP serves at
+// /readyz: GET and HEAD answer 200 "ready" while Run tails the Log and
+// the Log answers, and 503 otherwise.
+func (h *Hub) ReadyHandler() http.Handler { return http.HandlerFunc(h.serveReadyz) }
+
+func (h *Hub) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if !h.checkOrigin(w, r) {
 		return
 	}
-	switch r.URL.Path {
-	case "/events":
-		switch r.Method {
-		case http.MethodGet:
-			h.serveSubscribe(w, r)
-		case http.MethodPost:
-			h.servePublish(w, r)
-		case http.MethodOptions:
-			w.Header().Set("Allow", "GET, POST, OPTIONS")
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			w.Header().Set("Allow", "GET, POST, OPTIONS")
-			writeProblem(w, http.StatusMethodNotAllowed, "use GET to subscribe or POST to publish", nil)
-		}
-	case "/healthz":
-		if !getOrHead(w, r) {
-			return
-		}
-		writeText(w, http.StatusOK, "ok\n")
-	case "/readyz":
-		if !getOrHead(w, r) {
-			return
-		}
-		h.serveReady(w, r)
+	switch r.Method {
+	case http.MethodGet:
+		h.serveSubscribe(w, r)
+	case http.MethodPost:
+		h.servePublish(w, r)
+	case http.MethodOptions:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
 	default:
-		writeProblem(w, http.StatusNotFound, "no such resource: "+strconv.Quote(r.URL.Path), nil)
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		writeProblem(w, http.StatusMethodNotAllowed, "use GET to subscribe or POST to publish", nil)
 	}
+}
+
+func (h *Hub) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if !h.checkOrigin(w, r) || !getOrHead(w, r) {
+		return
+	}
+	writeText(w, http.StatusOK, "ok\n")
+}
+
+func (h *Hub) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	if !h.checkOrigin(w, r) || !getOrHead(w, r) {
+		return
+	}
+	h.serveReady(w, r)
 }
 
 // getOrHead answers 405 and reports false unless r is a GET or HEAD.

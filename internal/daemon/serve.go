@@ -501,9 +501,9 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 		node = defaultNodeName(ln.Addr())
 	}
 	mux.Handle("/", web.NewHandler(&web.Options{TokenCookie: cmp.Or(c.tokenCookie, hub.DefaultTokenCookie), Node: node}))
-	mux.Handle("/events", h)
-	mux.Handle("/healthz", h)
-	mux.Handle("/readyz", h)
+	mux.Handle("/events", h.EventsHandler())
+	mux.Handle("/healthz", h.HealthHandler())
+	mux.Handle("/readyz", h.ReadyHandler())
 	metrics := http.NewServeMux()
 	metrics.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	var msrv *http.Server // serves metrics on mln
