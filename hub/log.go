@@ -23,6 +23,12 @@ var (
 	ErrTrimmed = errors.New("hub: records trimmed")
 )
 
+// ReservedID reports whether id has the form of the IDs Append assigns,
+// the decimal position: one or more ASCII digits. A publisher may not
+// give such an ID, so it never collides with an assigned one; a Log
+// refuses it with ErrDuplicateID.
+func ReservedID(id string) bool { return allDigits(id) }
+
 // A Record is one event as the Log stores it.
 type Record struct {
 	// Pos is the record's global position, assigned by Append: positions

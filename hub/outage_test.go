@@ -113,15 +113,9 @@ func (l *downLog) Tail(ctx context.Context, after uint64, fn func([]hub.Record) 
 // status, Retry-After and body.
 func publishRaw(t *testing.T, th *testHub, form url.Values) (int, string, string) {
 	t.Helper()
-	resp, err := th.client.PostForm(th.srv.URL+"/events", form)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := th.send(t, http.MethodPost, "/events", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, form.Encode())
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header.Get("Retry-After"), string(b)
 }
 

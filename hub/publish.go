@@ -728,7 +728,7 @@ next:
 	if err := checkField("id", rec.ID); err != nil {
 		return err
 	}
-	if allDigits(rec.ID) {
+	if ReservedID(rec.ID) {
 		return badInput("id %q: ids made only of digits are reserved for the ids the hub assigns", rec.ID)
 	}
 	if err := checkField("type", rec.Type); err != nil {

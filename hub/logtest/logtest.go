@@ -125,13 +125,16 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func sels(t *testing.T, ss ...string) []hub.Selector {
-	t.Helper()
+// Selectors parses each of ss with hub.ParseSelector, failing tb on an
+// error: the selectors of a Read, for the suite and for backends' own
+// tests and benchmarks.
+func Selectors(tb testing.TB, ss ...string) []hub.Selector {
+	tb.Helper()
 	out := make([]hub.Selector, 0, len(ss))
 	for _, s := range ss {
 		sel, err := hub.ParseSelector(s)
 		if err != nil {
-			t.Fatalf("ParseSelector(%q): %v", s, err)
+			tb.Fatalf("ParseSelector(%q): %v", s, err)
 		}
 		out = append(out, sel)
 	}
@@ -280,7 +283,7 @@ func (s suite) testEmpty(t *testing.T) {
 	l := s.fresh(t)
 	ctx := testContext(t)
 	checkBounds(t, l, 0, 0)
-	if got := readAll(t, l, 0, sels(t, "**")); len(got) != 0 {
+	if got := readAll(t, l, 0, Selectors(t, "**")); len(got) != 0 {
 		t.Errorf("Read on an empty Log delivered %d records", len(got))
 	}
 	checkNotFound(t, l, "x")
@@ -307,7 +310,7 @@ func (s suite) testPositions(t *testing.T) {
 		t.Errorf("positions assigned by Append = %v; want %v", got, want)
 	}
 	checkBounds(t, l, 1, 11)
-	checkRecords(t, "Read(**)", readAll(t, l, 0, sels(t, "**")), all)
+	checkRecords(t, "Read(**)", readAll(t, l, 0, Selectors(t, "**")), all)
 }
 
 func (s suite) testIDs(t *testing.T) {
@@ -325,7 +328,7 @@ func (s suite) testIDs(t *testing.T) {
 		}
 		checkLookup(t, l, want[i], uint64(i+1))
 	}
-	checkRecords(t, "Read", readAll(t, l, 0, sels(t, "a")), recs)
+	checkRecords(t, "Read", readAll(t, l, 0, Selectors(t, "a")), recs)
 }
 
 // testDigitIDs checks the promise that a publisher's ID never collides
@@ -339,7 +342,7 @@ func (s suite) testDigitIDs(t *testing.T) {
 		checkBounds(t, l, 0, 0)
 	}
 	appendN(t, l, 5, "a")
-	got := readAll(t, l, 0, sels(t, "a"))
+	got := readAll(t, l, 0, Selectors(t, "a"))
 	seen := map[string]uint64{}
 	for _, r := range got {
 		if p, dup := seen[r.ID]; dup {
@@ -371,7 +374,7 @@ func (s suite) testDuplicateID(t *testing.T) {
 				t.Fatalf("Append(%s) = %v; want an error wrapping hub.ErrDuplicateID", tt.name, err)
 			}
 			checkBounds(t, l, 1, 2)
-			if got := readAll(t, l, 0, sels(t, "**")); len(got) != 2 {
+			if got := readAll(t, l, 0, Selectors(t, "**")); len(got) != 2 {
 				t.Errorf("after a refused batch, Read delivered %d records; want 2", len(got))
 			}
 			for _, r := range tt.batch {
@@ -403,7 +406,7 @@ func (s suite) testTime(t *testing.T) {
 			t.Errorf("record %d: Time = %v; want within a minute of [%v, %v]", r.Pos, r.Time, before, after)
 		}
 	}
-	checkRecords(t, "Read", readAll(t, l, 0, sels(t, "a")), recs)
+	checkRecords(t, "Read", readAll(t, l, 0, Selectors(t, "a")), recs)
 }
 
 // sample returns records exercising every field.
@@ -432,7 +435,7 @@ func (s suite) testRoundTrip(t *testing.T) {
 		}
 	}
 	checkRecords(t, "records after Append", in, want)
-	checkRecords(t, "Read", readAll(t, l, 0, sels(t, "**")), want)
+	checkRecords(t, "Read", readAll(t, l, 0, Selectors(t, "**")), want)
 	checkRecords(t, "Tail", tailN(t, l, 0, len(want)), want)
 }
 
@@ -443,7 +446,7 @@ func (s suite) testAppendCopiesInput(t *testing.T) {
 	want.Topics = slices.Clone(want.Topics)
 	recs[0].Topics[0] = "mutated"
 	recs[0].Topics = append(recs[0].Topics[:1], "also mutated")
-	checkRecords(t, "Read after the caller changed its slice", readAll(t, l, 0, sels(t, "**")), []hub.Record{want})
+	checkRecords(t, "Read after the caller changed its slice", readAll(t, l, 0, Selectors(t, "**")), []hub.Record{want})
 }
 
 // readFixture fills l with about 240 records on a mix of topics, some on
@@ -482,7 +485,7 @@ func (s suite) testRead(t *testing.T) {
 	l := s.fresh(t)
 	all := readFixture(t, l)
 	last := uint64(len(all))
-	if n := len(readAll(t, l, 0, sels(t, "quiet"))); n < 3 || n > 30 {
+	if n := len(readAll(t, l, 0, Selectors(t, "quiet"))); n < 3 || n > 30 {
 		t.Fatalf("fixture has %d records on the quiet topic; want a few", n)
 	}
 
@@ -493,7 +496,7 @@ func (s suite) testRead(t *testing.T) {
 	}
 	afters := []uint64{0, 1, 57, 150, last - 1, last, last + 10}
 	for _, ss := range selSets {
-		sel := sels(t, ss...)
+		sel := Selectors(t, ss...)
 		for _, after := range afters {
 			var want []hub.Record
 			for _, r := range all {
@@ -515,7 +518,7 @@ func (s suite) testReadStop(t *testing.T) {
 	appendN(t, l, 20, "a")
 	for _, stop := range []int{1, 3, 20} {
 		calls := 0
-		err := l.Read(testContext(t), 0, sels(t, "a"), func(*hub.Record) bool {
+		err := l.Read(testContext(t), 0, Selectors(t, "a"), func(*hub.Record) bool {
 			calls++
 			return calls < stop
 		})
@@ -534,7 +537,7 @@ func (s suite) testReadContext(t *testing.T) {
 		ctx, cancel := context.WithCancel(testContext(t))
 		cancel()
 		calls := 0
-		err := l.Read(ctx, 0, sels(t, "a"), func(*hub.Record) bool { calls++; return true })
+		err := l.Read(ctx, 0, Selectors(t, "a"), func(*hub.Record) bool { calls++; return true })
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Read with a cancelled context = %v; want context.Canceled", err)
 		}
@@ -546,7 +549,7 @@ func (s suite) testReadContext(t *testing.T) {
 		ctx, cancel := context.WithCancel(testContext(t))
 		defer cancel()
 		calls := 0
-		err := l.Read(ctx, 0, sels(t, "a"), func(*hub.Record) bool {
+		err := l.Read(ctx, 0, Selectors(t, "a"), func(*hub.Record) bool {
 			calls++
 			cancel()
 			return true
@@ -563,7 +566,7 @@ func (s suite) testReadRetain(t *testing.T) {
 	l := s.fresh(t)
 	recs := mustAppend(t, l, rec("1", "a", "b"), rec("2", "a"), rec("3", "b", "a"))
 	var kept []*hub.Record
-	err := l.Read(testContext(t), 0, sels(t, "a"), func(r *hub.Record) bool {
+	err := l.Read(testContext(t), 0, Selectors(t, "a"), func(r *hub.Record) bool {
 		kept = append(kept, r)
 		return true
 	})
@@ -572,7 +575,7 @@ func (s suite) testReadRetain(t *testing.T) {
 	}
 	tailed := tailN(t, l, 0, 3)
 	appendN(t, l, 50, "a")
-	readAll(t, l, 0, sels(t, "**"))
+	readAll(t, l, 0, Selectors(t, "**"))
 	if _, err := l.Trim(testContext(t), hub.Retention{MaxCount: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -848,14 +851,14 @@ func (s suite) testTrimCount(t *testing.T) {
 	checkNotFound(t, l, "2")
 	checkNotFound(t, l, "6")
 	checkLookup(t, l, "7", 7)
-	checkRecords(t, "Read after Trim", readAll(t, l, 6, sels(t, "**")), all[4:])
-	checkRecords(t, "Read(a) after Trim", readAll(t, l, 6, sels(t, "a")), all[4:])
-	if got := readAll(t, l, 6, sels(t, "b")); len(got) != 0 {
+	checkRecords(t, "Read after Trim", readAll(t, l, 6, Selectors(t, "**")), all[4:])
+	checkRecords(t, "Read(a) after Trim", readAll(t, l, 6, Selectors(t, "a")), all[4:])
+	if got := readAll(t, l, 6, Selectors(t, "b")); len(got) != 0 {
 		t.Errorf("Read(b) after its only record was trimmed delivered %v", positions(got))
 	}
 	for _, after := range []uint64{0, 1, 5} {
-		checkTrimmed(t, l, after, sels(t, "**"), 0)
-		checkTrimmed(t, l, after, sels(t, "b"), 0)
+		checkTrimmed(t, l, after, Selectors(t, "**"), 0)
+		checkTrimmed(t, l, after, Selectors(t, "b"), 0)
 	}
 	checkRecords(t, "Tail after Trim", tailN(t, l, 0, 4), all[4:])
 	more := appendN(t, l, 1, "b")
@@ -908,15 +911,15 @@ func (s suite) testTrimAge(t *testing.T) {
 	checkNotFound(t, l, "old")
 	checkNotFound(t, l, strconv.FormatUint(old[0].Pos, 10))
 	checkLookup(t, l, "recent", recent[1].Pos)
-	checkRecords(t, "Read after Trim by age", readAll(t, l, recent[0].Pos-1, sels(t, "a", "b")), recent)
-	checkTrimmed(t, l, 0, sels(t, "a", "b"), 0)
+	checkRecords(t, "Read after Trim by age", readAll(t, l, recent[0].Pos-1, Selectors(t, "a", "b")), recent)
+	checkTrimmed(t, l, 0, Selectors(t, "a", "b"), 0)
 
 	// Both bounds together: MaxCount removes what MaxAge keeps.
 	n, err = l.Trim(ctx, hub.Retention{MaxCount: 1, MaxAge: time.Hour})
 	if err != nil || n != 1 {
 		t.Errorf("Trim(MaxCount 1, MaxAge 1h) = %d, %v; want 1, nil", n, err)
 	}
-	checkRecords(t, "Read after Trim by count", readAll(t, l, recent[0].Pos, sels(t, "a", "b")), recent[1:])
+	checkRecords(t, "Read after Trim by count", readAll(t, l, recent[0].Pos, Selectors(t, "a", "b")), recent[1:])
 }
 
 // testTrimDuringRead trims records that a Read in progress has not
@@ -928,7 +931,7 @@ func (s suite) testTrimDuringRead(t *testing.T) {
 	ctx := testContext(t)
 	appendN(t, l, n, "a")
 	var got []uint64
-	err := l.Read(ctx, 0, sels(t, "a"), func(r *hub.Record) bool {
+	err := l.Read(ctx, 0, Selectors(t, "a"), func(r *hub.Record) bool {
 		if len(got) == 0 {
 			if _, err := l.Trim(ctx, hub.Retention{MaxCount: keep}); err != nil {
 				t.Errorf("Trim: %v", err)
@@ -944,7 +947,7 @@ func (s suite) testTrimDuringRead(t *testing.T) {
 		t.Errorf("Read delivered %d records, from 1 without a hole: %v; want 1..k for some 0 < k < %d",
 			len(got), slices.Equal(got, span(1, uint64(len(got)))), n-keep)
 	}
-	if got := positions(readAll(t, l, n-keep, sels(t, "a"))); !slices.Equal(got, span(n-keep+1, n)) {
+	if got := positions(readAll(t, l, n-keep, Selectors(t, "a"))); !slices.Equal(got, span(n-keep+1, n)) {
 		t.Errorf("Read after first-1 delivered %d records; want %d..%d", len(got), n-keep+1, n)
 	}
 }
@@ -960,9 +963,9 @@ func (s suite) testTrimAll(t *testing.T) {
 	}
 	checkBounds(t, l, 0, 6)
 	checkNotFound(t, l, "x")
-	checkTrimmed(t, l, 0, sels(t, "**"), 0)
-	checkTrimmed(t, l, 5, sels(t, "b"), 0)
-	if got := readAll(t, l, 6, sels(t, "**")); len(got) != 0 {
+	checkTrimmed(t, l, 0, Selectors(t, "**"), 0)
+	checkTrimmed(t, l, 5, Selectors(t, "b"), 0)
+	if got := readAll(t, l, 6, Selectors(t, "**")); len(got) != 0 {
 		t.Errorf("Read after trimming everything delivered %v", positions(got))
 	}
 	tl := startTail(t, l, 0)
@@ -1026,7 +1029,7 @@ func (s suite) testConcurrentAppend(t *testing.T) {
 		}
 	}
 	checkBounds(t, l, 1, total)
-	got := readAll(t, l, 0, sels(t, "a"))
+	got := readAll(t, l, 0, Selectors(t, "a"))
 	want := make([]hub.Record, 0, total)
 	for p := uint64(1); p <= total; p++ {
 		want = append(want, byPos[p])
@@ -1079,7 +1082,7 @@ func (s suite) testClosed(t *testing.T) {
 		}
 	}
 	check("Append", l.Append(ctx, []hub.Record{rec("x", "a")}))
-	check("Read", l.Read(ctx, 0, sels(t, "a"), func(*hub.Record) bool { return true }))
+	check("Read", l.Read(ctx, 0, Selectors(t, "a"), func(*hub.Record) bool { return true }))
 	check("Tail", l.Tail(ctx, 0, func([]hub.Record) error { return nil }))
 	_, err := l.Lookup(ctx, "1")
 	check("Lookup", err)
@@ -1113,8 +1116,8 @@ func (d durable) testReopen(t *testing.T) {
 
 	l = d.reopen(t, l, dir)
 	checkBounds(t, l, 1, last)
-	checkRecords(t, "Read after reopen", readAll(t, l, 0, sels(t, "**")), all)
-	checkRecords(t, "Read(a/*) after reopen", readAll(t, l, 0, sels(t, "a/*")), all[len(sample()):])
+	checkRecords(t, "Read after reopen", readAll(t, l, 0, Selectors(t, "**")), all)
+	checkRecords(t, "Read(a/*) after reopen", readAll(t, l, 0, Selectors(t, "a/*")), all[len(sample()):])
 	checkLookup(t, l, "pub", last)
 	checkLookup(t, l, "id with spaces & ünïcode ✓", 3)
 	checkLookup(t, l, "1", 1)
@@ -1135,8 +1138,8 @@ func (d durable) testReopen(t *testing.T) {
 	}
 	l = d.reopen(t, l, dir)
 	checkBounds(t, l, last+3-9, last+3)
-	checkRecords(t, "Read after trim and reopen", readAll(t, l, last+3-10, sels(t, "**")), all[len(all)-10:])
-	checkTrimmed(t, l, 0, sels(t, "**"), 0)
+	checkRecords(t, "Read after trim and reopen", readAll(t, l, last+3-10, Selectors(t, "**")), all[len(all)-10:])
+	checkTrimmed(t, l, 0, Selectors(t, "**"), 0)
 	checkNotFound(t, l, "1")
 	ids := map[string]bool{}
 	for _, r := range all {
@@ -1196,9 +1199,9 @@ func (s suite) testReadAfterBounds(t *testing.T) {
 	// Every record is on "r/a"; the ones of appender g also on "r/x/g".
 	// So each selector set below matches every record.
 	selSets := [][]hub.Selector{
-		sels(t, "r/a"),
-		sels(t, "r/*"),
-		sels(t, "r/x/**", "r/a"),
+		Selectors(t, "r/a"),
+		Selectors(t, "r/*"),
+		Selectors(t, "r/x/**", "r/a"),
 	}
 	// For each try the appenders append one batch each, concurrently,
 	// while the try waits for Bounds to report a new last and reads
@@ -1370,7 +1373,7 @@ func (s suite) testAppendVisible(t *testing.T) {
 		if last < batch[1].Pos {
 			t.Fatalf("append %d: Bounds reports last %d after Append returned position %d", i, last, batch[1].Pos)
 		}
-		got := readAll(t, l, batch[0].Pos-1, sels(t, "v"))
+		got := readAll(t, l, batch[0].Pos-1, Selectors(t, "v"))
 		if len(got) < 2 || got[0].Pos != batch[0].Pos || got[1].Pos != batch[1].Pos {
 			t.Fatalf("append %d: Read after %d delivered %v; want %d and %d first", i, batch[0].Pos-1, positions(got), batch[0].Pos, batch[1].Pos)
 		}

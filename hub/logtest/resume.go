@@ -121,7 +121,7 @@ func (s suite) testHubResume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sel := sels(t, q["topic"]...)
+		sel := Selectors(t, q["topic"]...)
 		for n, tr := range results[i] {
 			what := fmt.Sprintf("subscriber %q, resumption %d of %d (%s, Last-Event-ID %d)", plan, n+1, resumeTries, tr.server, tr.cursor)
 			if tr.err != nil {

@@ -78,9 +78,7 @@ func TestThreeNodes(t *testing.T) {
 					t.Errorf("subscriber %s: event %s has data %q; want %q", s.name, r.id, r.data, data[r.id])
 				}
 			}
-			if odd := s.oddEvents(); len(odd) > 0 {
-				t.Errorf("subscriber %s: unexpected events %v", s.name, odd)
-			}
+			s.checkNoOddEvents(t)
 		}
 	})
 }
@@ -118,9 +116,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 		third.waitAll(t, ids[5:], 15*time.Second)
 		sameIDs(t, "subscriber resumed on C after "+ids[4], third.ids(), ids[5:])
 		for _, s := range []*subscriber{second, third} {
-			if odd := s.oddEvents(); len(odd) > 0 {
-				t.Errorf("subscriber %s: unexpected events %v", s.name, odd)
-			}
+			s.checkNoOddEvents(t)
 		}
 	})
 }
@@ -156,9 +152,7 @@ func TestNodeKilledUnderLoad(t *testing.T) {
 		for _, s := range append(onA, stay) {
 			s.waitData(t, acked, 15*time.Second)
 			checkExactlyOnce(t, "subscriber "+s.name, s.received(), acked, maybe)
-			if odd := s.oddEvents(); len(odd) > 0 {
-				t.Errorf("subscriber %s: unexpected events %v", s.name, odd)
-			}
+			s.checkNoOddEvents(t)
 		}
 		for _, s := range onA {
 			got := s.received()
@@ -286,9 +280,7 @@ func TestBackendRestart(t *testing.T) {
 			if errs := s.errorList(); len(errs) > 0 {
 				t.Errorf("subscriber %s lost its stream during the backend's outage: %v", s.name, errs)
 			}
-			if odd := s.oddEvents(); len(odd) > 0 {
-				t.Errorf("subscriber %s: unexpected events %v", s.name, odd)
-			}
+			s.checkNoOddEvents(t)
 		}
 		t.Logf("%d publishes: %d acknowledged, %d refused with 503, %d other; outage %v",
 			len(all), len(acked), refused, unclear, restarted.Sub(killed).Round(time.Millisecond))

@@ -452,10 +452,15 @@ func (s *subscriber) errorList() []string {
 	return append([]string(nil), s.errors...)
 }
 
-func (s *subscriber) oddEvents() []string {
+// checkNoOddEvents fails the test if s received events of types other
+// than message (a gap, say), naming them.
+func (s *subscriber) checkNoOddEvents(t testing.TB) {
+	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]string(nil), s.odd...)
+	if len(s.odd) > 0 {
+		t.Errorf("subscriber %s: unexpected events %v", s.name, s.odd)
+	}
 }
 
 func (s *subscriber) openCount() int {

@@ -897,38 +897,37 @@ func TestServeConsoleNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"", "node <a>"} {
-		c := testServeConfig(t, "127.0.0.1:0")
-		c.store = "memory"
-		c.nodeName = name
-		base, _ := startServe(t, c)
-		resp, err := http.Get(base + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		base, page := consolePage(t, func(c *serveConfig) { c.nodeName = name })
 		u, _ := url.Parse(base)
 		want := `<meta name="ssehub-node" content="` + html.EscapeString(cmp.Or(name, net.JoinHostPort(host, u.Port()))) + `">`
-		if !strings.Contains(string(page), want) {
+		if !strings.Contains(page, want) {
 			t.Errorf("--node-name %q: the console page lacks %s", name, want)
 		}
 	}
 }
 
+// consolePage starts a hub on the memory store, configured further by
+// set, and returns its base URL and its console page.
+func consolePage(t *testing.T, set func(*serveConfig)) (base, page string) {
+	t.Helper()
+	c := testServeConfig(t, "127.0.0.1:0")
+	c.store = "memory"
+	set(&c)
+	base, _ = startServe(t, c)
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return base, string(b)
+}
+
 func TestServeConsoleTokenCookie(t *testing.T) {
 	for _, name := range []string{"", hub.DefaultTokenCookie, "tok"} {
-		c := testServeConfig(t, "127.0.0.1:0")
-		c.store = "memory"
-		c.tokenCookie = name
-		base, _ := startServe(t, c)
-		resp, err := http.Get(base + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_, page := consolePage(t, func(c *serveConfig) { c.tokenCookie = name })
 		want := `<meta name="ssehub-token-cookie" content="` + cmp.Or(name, hub.DefaultTokenCookie) + `">`
-		if !strings.Contains(string(page), want) {
+		if !strings.Contains(page, want) {
 			t.Errorf("--token-cookie %q: the console page lacks %s", name, want)
 		}
 	}

@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -102,32 +100,25 @@ func (b *backendFlags) check(store string, set map[string]bool) error {
 // open opens the cluster store store. It does not need the server to be
 // up: the hub waits for it, not ready, and so may the node.
 func (b *backendFlags) open(store string, logger *slog.Logger) (hub.Log, error) {
+	caFlag, caFile := "redis-cacert", b.redisCACert
+	if store == "nats" {
+		caFlag, caFile = "nats-cacert", b.natsCACert
+	}
+	tlsConfig, err := caConfig(caFlag, caFile)
+	if err != nil {
+		return nil, err
+	}
 	switch store {
 	case "redis":
 		// go-redis reports a failed dial through its own logger, on
 		// stderr by default: into the hub's log, at debug, since the hub
 		// logs the store's failures itself.
 		redis.SetLogger(redisLogger{logger})
-		o := redisstore.Options{URL: b.redisURL, Prefix: b.redisPrefix, Cluster: b.redisCluster, Logger: logger}
-		if b.redisCACert != "" {
-			cfg, err := caConfig(b.redisCACert)
-			if err != nil {
-				return nil, fmt.Errorf("--redis-cacert: %w", err)
-			}
-			o.TLSConfig = cfg
-		}
-		return redisstore.Open(o)
+		return redisstore.Open(redisstore.Options{URL: b.redisURL, Prefix: b.redisPrefix, Cluster: b.redisCluster,
+			TLSConfig: tlsConfig, Logger: logger})
 	case "nats":
-		o := natsstore.Options{URL: b.natsURL, Stream: b.natsStream, Replicas: b.natsReplicas,
-			CredsFile: b.natsCreds, Token: b.natsToken, Logger: logger}
-		if b.natsCACert != "" {
-			cfg, err := caConfig(b.natsCACert)
-			if err != nil {
-				return nil, fmt.Errorf("--nats-cacert: %w", err)
-			}
-			o.TLSConfig = cfg
-		}
-		return natsstore.Open(o)
+		return natsstore.Open(natsstore.Options{URL: b.natsURL, Stream: b.natsStream, Replicas: b.natsReplicas,
+			CredsFile: b.natsCreds, Token: b.natsToken, TLSConfig: tlsConfig, Logger: logger})
 	}
 	return nil, fmt.Errorf("not a cluster store: %q", store)
 }
@@ -149,20 +140,6 @@ type redisLogger struct{ l *slog.Logger }
 
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
-}
-
-// caConfig returns a TLS configuration that trusts the CA certificates in
-// the PEM file path.
-func caConfig(path string) (*tls.Config, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // redact returns the URLs in s (comma-separated) with their passwords

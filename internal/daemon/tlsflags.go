@@ -33,16 +33,24 @@ func (f *tlsFlags) config(cmd string, stderr io.Writer) (*tls.Config, error) {
 	case f.insecure:
 		fmt.Fprintf(stderr, "ssehub %s: WARNING: --insecure: the hub's certificate is not checked; anyone on the path can read and change this traffic\n", cmd)
 		return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, nil
-	case f.cacert == "":
+	}
+	return caConfig("cacert", f.cacert)
+}
+
+// caConfig returns a TLS configuration that trusts the CA certificates in
+// the PEM file path, which the flag named flag gave, or nil (the system's
+// roots) when path is empty. Its errors name the flag.
+func caConfig(flag, path string) (*tls.Config, error) {
+	if path == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(f.cacert)
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("--cacert: %w", err)
+		return nil, fmt.Errorf("--%s: %w", flag, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("--cacert %s: no PEM certificate in it", f.cacert)
+		return nil, fmt.Errorf("--%s %s: no PEM certificate in it", flag, path)
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/logtest"
 )
 
 // BenchmarkAppend measures acknowledged publishing from concurrent
@@ -62,8 +63,8 @@ func BenchmarkAppend(b *testing.B) {
 // should not grow with the busy topic's volume.
 func BenchmarkReadQuietTopic(b *testing.B) {
 	ctx := context.Background()
-	quiet := sel(b, "quiet")
-	pattern := sel(b, "quiet/**")
+	quiet := logtest.Selectors(b, "quiet")
+	pattern := logtest.Selectors(b, "quiet/**")
 	for _, other := range []int{1000, 10000, 200000} {
 		s := openTest(b, b.TempDir(), nil)
 		const batch = 5000

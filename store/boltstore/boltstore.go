@@ -333,7 +333,7 @@ func validate(recs []hub.Record) error {
 		if len(r.ID) > maxKeyLen {
 			return fmt.Errorf("boltstore: append: id of %d bytes: %w", len(r.ID), ErrInvalidRecord)
 		}
-		if digits(r.ID) {
+		if hub.ReservedID(r.ID) {
 			return fmt.Errorf("boltstore: append %q: id of digits is reserved: %w", r.ID, hub.ErrDuplicateID)
 		}
 		if len(r.Data) > maxDataLen {
@@ -351,17 +351,6 @@ func validate(recs []hub.Record) error {
 		}
 	}
 	return nil
-}
-
-// digits reports whether id is made only of ASCII digits, the form of the
-// IDs Append assigns.
-func digits(id string) bool {
-	for i := 0; i < len(id); i++ {
-		if id[i] < '0' || id[i] > '9' {
-			return false
-		}
-	}
-	return id != ""
 }
 
 // run is the committer: it commits the queued Appends, as many as

@@ -300,7 +300,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (uint64, error) {
 	}
 	var pos uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if digits(id) {
+		if hub.ReservedID(id) {
 			p, err := strconv.ParseUint(id, 10, 64)
 			if err != nil {
 				return nil

@@ -14,6 +14,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/logtest"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -26,19 +27,6 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func sel(t testing.TB, ss ...string) []hub.Selector {
-	t.Helper()
-	var out []hub.Selector
-	for _, s := range ss {
-		x, err := hub.ParseSelector(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, x)
-	}
-	return out
 }
 
 func records(n int, topics ...string) []hub.Record {
@@ -228,7 +216,7 @@ func TestReadQuietTopic(t *testing.T) {
 	for _, tt := range tests {
 		before := s.visited.Load()
 		got := 0
-		err := s.Read(ctx, tt.after, sel(t, tt.sels...), func(*hub.Record) bool { got++; return true })
+		err := s.Read(ctx, tt.after, logtest.Selectors(t, tt.sels...), func(*hub.Record) bool { got++; return true })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +241,7 @@ func TestReadManyTopicsScans(t *testing.T) {
 	// Merging 512 topics would be slower than scanning 512 records;
 	// either way, each record once and in order.
 	var got []uint64
-	if err := s.Read(ctx, 0, sel(t, "t/*", "all"), func(r *hub.Record) bool { got = append(got, r.Pos); return true }); err != nil {
+	if err := s.Read(ctx, 0, logtest.Selectors(t, "t/*", "all"), func(r *hub.Record) bool { got = append(got, r.Pos); return true }); err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range got {
@@ -479,7 +467,7 @@ func TestReadCorrupt(t *testing.T) {
 	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRecs).Put(posKey(2), []byte{1, 2, 3}) }); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Read(ctx, 0, sel(t, "a"), func(*hub.Record) bool { return true })
+	err := s.Read(ctx, 0, logtest.Selectors(t, "a"), func(*hub.Record) bool { return true })
 	if !errors.Is(err, ErrCorrupt) {
 		t.Errorf("Read over a damaged record = %v; want ErrCorrupt", err)
 	}

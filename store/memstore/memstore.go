@@ -49,7 +49,7 @@ func (s *Store) Append(ctx context.Context, recs []hub.Record) error {
 		if id == "" {
 			continue
 		}
-		if digits(id) {
+		if hub.ReservedID(id) {
 			// Reserved for assigned IDs: accepting "7" would collide
 			// with the ID assigned to position 7.
 			return fmt.Errorf("memstore: append %q: id of digits is reserved: %w", id, hub.ErrDuplicateID)
@@ -75,17 +75,6 @@ func (s *Store) Append(ctx context.Context, recs []hub.Record) error {
 	close(s.notify)
 	s.notify = make(chan struct{})
 	return nil
-}
-
-// digits reports whether id is made only of ASCII digits, the form
-// reserved for IDs that Append assigns.
-func digits(id string) bool {
-	for i := 0; i < len(id); i++ {
-		if id[i] < '0' || id[i] > '9' {
-			return false
-		}
-	}
-	return id != ""
 }
 
 // indexAfterLocked returns the index in s.recs of the first record with

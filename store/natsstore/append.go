@@ -43,7 +43,7 @@ func (s *Store) Append(ctx context.Context, recs []hub.Record) error {
 	for i := range recs {
 		r := recs[i]
 		if r.ID != "" {
-			if digits(r.ID) {
+			if hub.ReservedID(r.ID) {
 				return fmt.Errorf("natsstore: append %q: id of digits is reserved: %w", r.ID, hub.ErrDuplicateID)
 			}
 			for _, o := range recs[:i] {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/logtest"
 	"github.com/ssehub/ssehub/internal/testserver"
 	"github.com/ssehub/ssehub/store/natsstore"
 )
@@ -49,7 +50,7 @@ func TestAuth(t *testing.T) {
 				t.Errorf("Lookup(%q) = %d, %v; want %d, nil", recs[1].ID, pos, err, recs[1].Pos)
 			}
 			var n int
-			err = s.Read(ctx, recs[0].Pos-1, sels(t, "a", "b"), func(*hub.Record) bool { n++; return true })
+			err = s.Read(ctx, recs[0].Pos-1, logtest.Selectors(t, "a", "b"), func(*hub.Record) bool { n++; return true })
 			if err != nil || n != 2 {
 				t.Errorf("Read = %v after %d records; want nil after 2", err, n)
 			}

@@ -2,25 +2,21 @@ package natsstore_test
 
 import (
 	"context"
-	"fmt"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/logtest"
 	"github.com/ssehub/ssehub/internal/testserver"
 	"github.com/ssehub/ssehub/store/natsstore"
 )
 
 // BenchmarkAppendParallel measures acknowledged appends from 16
-// concurrent publishers, each waiting for its Append before the next: one
-// op is one Append of one event, or of a batch of 100 (an NDJSON
-// publish), of 100 bytes each, each publisher on its own topic.
+// concurrent publishers (logtest.BenchAppend): one op is one Append of
+// one event, or of a batch of 100 (an NDJSON publish).
 func BenchmarkAppendParallel(b *testing.B) {
 	u := testserver.NATSURL(b)
-	data := strings.Repeat("x", 100)
 	for _, c := range []struct {
 		name  string
 		batch int
@@ -28,31 +24,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			s := openStore(b, u)
 			defer s.Close()
-			ctx := context.Background()
-			if _, _, err := s.Bounds(ctx); err != nil {
-				b.Fatal(err)
-			}
-			var pub atomic.Int64
-			b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				topic := fmt.Sprintf("bench/%d", pub.Add(1))
-				for pb.Next() {
-					recs := make([]hub.Record, c.batch)
-					for i := range recs {
-						recs[i] = hub.Record{Topics: []string{topic}, Data: data}
-					}
-					if err := s.Append(ctx, recs); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N*c.batch)/elapsed.Seconds(), "events/s")
+			logtest.BenchAppend(b, s, 16, c.batch)
 		})
 	}
 }
@@ -85,7 +57,7 @@ func BenchmarkReplayQuietTopic(b *testing.B) {
 	s := openStore(b, testserver.NATSURL(b))
 	defer s.Close()
 	fill(b, s, 100_000, 10_000)
-	quiet := sels(b, "quiet")
+	quiet := logtest.Selectors(b, "quiet")
 	for _, cold := range []bool{true, false} {
 		b.Run(map[bool]string{true: "cold", false: "cached"}[cold], func(b *testing.B) {
 			ctx := context.Background()
@@ -134,7 +106,7 @@ func BenchmarkCatchUpSingles(b *testing.B) {
 }
 
 func catchUp(b *testing.B, s *natsstore.Store, n int) {
-	busy := sels(b, "busy")
+	busy := logtest.Selectors(b, "busy")
 	for _, cold := range []bool{true, false} {
 		b.Run(map[bool]string{true: "cold", false: "cached"}[cold], func(b *testing.B) {
 			ctx := context.Background()

@@ -151,7 +151,7 @@ func (x *index) at(pos uint64) (entry, bool) {
 
 // lookup returns the position of the held record with ID id.
 func (x *index) lookup(id string) (uint64, bool) {
-	if digits(id) {
+	if hub.ReservedID(id) {
 		pos, err := strconv.ParseUint(id, 10, 64)
 		if err != nil || strconv.FormatUint(pos, 10) != id {
 			return 0, false
@@ -248,15 +248,4 @@ func (x *index) merge(locs []loc, after uint64, topics []string, n int) ([]loc, 
 		lists = keep
 	}
 	return locs, false
-}
-
-// digits reports whether id is made only of ASCII digits, the form
-// reserved for IDs that Append assigns.
-func digits(id string) bool {
-	for i := 0; i < len(id); i++ {
-		if id[i] < '0' || id[i] > '9' {
-			return false
-		}
-	}
-	return id != ""
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/logtest"
 	"github.com/ssehub/ssehub/internal/testserver"
 	"github.com/ssehub/ssehub/store/natsstore"
 )
@@ -194,7 +195,7 @@ func TestKillRestart(t *testing.T) {
 		t.Errorf("new Store: Bounds = %d, %d, %v; want 1, %d, nil", first, l2, err, last)
 	}
 	var read []hub.Record
-	if err := s2.Read(ctx, 0, sels(t, "**"), func(r *hub.Record) bool { read = append(read, *r); return true }); err != nil {
+	if err := s2.Read(ctx, 0, logtest.Selectors(t, "**"), func(r *hub.Record) bool { read = append(read, *r); return true }); err != nil {
 		t.Fatal(err)
 	}
 	if len(read) != len(got) {

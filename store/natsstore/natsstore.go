@@ -337,14 +337,31 @@ func (s *Store) waitIndexed(ctx context.Context, seq uint64) error {
 		}
 		ch := s.changed
 		s.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.closing:
-			return hub.ErrLogClosed
-		case <-ch:
+		if err := s.awaitChange(ctx, ch, 0); err != nil {
+			return err
 		}
 	}
+}
+
+// awaitChange waits until ch, the index's changed channel, is closed, or
+// for at most d when d is positive. It returns ctx's error when ctx ends
+// first, and hub.ErrLogClosed when the Store closes.
+func (s *Store) awaitChange(ctx context.Context, ch <-chan struct{}, d time.Duration) error {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return hub.ErrLogClosed
+	case <-ch:
+	case <-timeout:
+	}
+	return nil
 }
 
 // follow is the follower goroutine: it makes sure the stream exists,

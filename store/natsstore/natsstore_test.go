@@ -69,16 +69,3 @@ func TestLog(t *testing.T) {
 	u := testserver.NATSURL(t)
 	logtest.Run(t, func(t *testing.T) hub.Log { return openStore(t, u) })
 }
-
-func sels(t testing.TB, ss ...string) []hub.Selector {
-	t.Helper()
-	var out []hub.Selector
-	for _, s := range ss {
-		sel, err := hub.ParseSelector(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, sel)
-	}
-	return out
-}

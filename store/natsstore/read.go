@@ -263,25 +263,16 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func([]hub.Record) er
 		st, ch := s.st, s.changed
 		s.mu.Unlock()
 		if len(locs) == 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-s.closing:
-				return fmt.Errorf("natsstore: tail: %w", hub.ErrLogClosed)
-			case <-ch:
+			if err := s.awaitChange(ctx, ch, 0); err != nil {
+				return tailErr(err)
 			}
 			continue
 		}
 		out, err := s.records(ctx, st, locs)
 		if errors.Is(err, errGone) {
 			// Trimmed under us: wait for the marker to reach the index.
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-s.closing:
-				return fmt.Errorf("natsstore: tail: %w", hub.ErrLogClosed)
-			case <-ch:
-			case <-time.After(10 * time.Millisecond):
+			if err := s.awaitChange(ctx, ch, 10*time.Millisecond); err != nil {
+				return tailErr(err)
 			}
 			continue
 		}
@@ -296,6 +287,15 @@ func (s *Store) Tail(ctx context.Context, after uint64, fn func([]hub.Record) er
 		}
 		after = out[len(out)-1].Pos
 	}
+}
+
+// tailErr is Tail's error for awaitChange's err: ctx's error as it is,
+// ErrLogClosed wrapped.
+func tailErr(err error) error {
+	if errors.Is(err, hub.ErrLogClosed) {
+		return fmt.Errorf("natsstore: tail: %w", err)
+	}
+	return err
 }
 
 // records returns the records at locs.

@@ -3,14 +3,11 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/logtest"
 	"github.com/ssehub/ssehub/internal/testserver"
 )
 
@@ -19,9 +16,8 @@ import (
 const publishers = 16
 
 // BenchmarkAppendParallel measures acknowledged appends from 16
-// concurrent publishers, each waiting for its Append before the next:
-// one op is one Append of batch records of 100 bytes, each publisher on
-// its own topic. single and batch100 run against testserver.RedisURL's
+// concurrent publishers (logtest.BenchAppend): one op is one Append of
+// batch records. single and batch100 run against testserver.RedisURL's
 // Redis: SSEHUB_TEST_REDIS_URL's with its own settings, if set, else a
 // redis-server the benchmark starts without persistence; aof-always/...
 // against a redis-server the benchmark starts with appendonly yes and
@@ -40,35 +36,9 @@ func BenchmarkAppendParallel(b *testing.B) {
 			if bc.aof {
 				u = aof.URL()
 			}
-			benchAppend(b, openStore(b, u, Options{}), bc.batch)
+			logtest.BenchAppend(b, openStore(b, u, Options{}), publishers, bc.batch)
 		})
 	}
-}
-
-func benchAppend(b *testing.B, s *Store, batch int) {
-	data := strings.Repeat("x", 100)
-	ctx := context.Background()
-	var publisher atomic.Int64
-	b.SetParallelism((publishers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		topic := fmt.Sprintf("bench/%d", publisher.Add(1))
-		recs := make([]hub.Record, batch)
-		for pb.Next() {
-			for i := range recs {
-				recs[i] = hub.Record{Topics: []string{topic}, Data: data}
-			}
-			if err := s.Append(ctx, recs); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	elapsed := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "events/s")
 }
 
 // fill appends n records of 100 bytes in batches of 1000; every
@@ -103,7 +73,7 @@ func BenchmarkReplayQuietTopic(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		sels []hub.Selector
-	}{{"index", sel(b, "q/quiet")}, {"scan", sel(b, "*/quiet")}} {
+	}{{"index", logtest.Selectors(b, "q/quiet")}, {"scan", logtest.Selectors(b, "*/quiet")}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			before := s.visited.Load()
@@ -133,7 +103,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			got := 0
-			err := s.Read(ctx, 0, sel(b, "a"), func(*hub.Record) bool { got++; return true })
+			err := s.Read(ctx, 0, logtest.Selectors(b, "a"), func(*hub.Record) bool { got++; return true })
 			if err != nil || got != n {
 				b.Fatalf("Read = %v after %d records; want %d", err, got, n)
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/logtest"
 	"github.com/ssehub/ssehub/internal/testserver"
 )
 
@@ -135,7 +136,7 @@ func TestKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	byPos := map[uint64]hub.Record{}
-	err = s.Read(t.Context(), 0, sel(t, "k"), func(r *hub.Record) bool {
+	err = s.Read(t.Context(), 0, logtest.Selectors(t, "k"), func(r *hub.Record) bool {
 		byPos[r.Pos] = *r
 		return true
 	})

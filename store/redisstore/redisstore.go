@@ -289,7 +289,7 @@ func (s *Store) appendArgs(recs []hub.Record) ([]string, []any, error) {
 	)
 	for i := range recs {
 		r := &recs[i]
-		if digits(r.ID) {
+		if hub.ReservedID(r.ID) {
 			return nil, nil, fmt.Errorf("redisstore: append %q: id of digits is reserved: %w", r.ID, hub.ErrDuplicateID)
 		}
 		for _, t := range r.Topics {
@@ -336,17 +336,6 @@ func containsAny(s []any, n int) bool {
 	return false
 }
 
-// digits reports whether id is made only of ASCII digits, the form of the
-// IDs Append assigns.
-func digits(id string) bool {
-	for i := 0; i < len(id); i++ {
-		if id[i] < '0' || id[i] > '9' {
-			return false
-		}
-	}
-	return id != ""
-}
-
 // Lookup implements hub.Log. A publisher's ID is found in the ID hash; an
 // assigned ID, the decimal position, is found when the record at that
 // position is held and has no publisher's ID.
@@ -354,7 +343,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (uint64, error) {
 	if err := s.check("lookup", ctx); err != nil {
 		return 0, err
 	}
-	if digits(id) {
+	if hub.ReservedID(id) {
 		pos, err := strconv.ParseUint(id, 10, 64)
 		if err != nil || strconv.FormatUint(pos, 10) != id {
 			return 0, fmt.Errorf("redisstore: lookup %q: %w", id, hub.ErrNotFound)

@@ -16,21 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ssehub/ssehub/hub"
+	"github.com/ssehub/ssehub/hub/logtest"
 	"github.com/ssehub/ssehub/internal/testserver"
 )
-
-func sel(t testing.TB, ss ...string) []hub.Selector {
-	t.Helper()
-	var out []hub.Selector
-	for _, s := range ss {
-		x, err := hub.ParseSelector(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, x)
-	}
-	return out
-}
 
 func records(n int, topics ...string) []hub.Record {
 	recs := make([]hub.Record, n)
@@ -111,10 +99,10 @@ func TestKeys(t *testing.T) {
 	b := openStore(t, url, Options{})
 	mustAppend(t, a, []hub.Record{{Topics: []string{"x", "y/z"}, ID: "pub"}, {Topics: []string{"x"}}})
 	mustAppend(t, b, records(3, "x"))
-	if got := readPositions(t, a, 0, sel(t, "**")); !slices.Equal(got, []uint64{1, 2}) {
+	if got := readPositions(t, a, 0, logtest.Selectors(t, "**")); !slices.Equal(got, []uint64{1, 2}) {
 		t.Errorf("prefix a holds %v; want [1 2]", got)
 	}
-	if got := readPositions(t, b, 0, sel(t, "x")); !slices.Equal(got, []uint64{1, 2, 3}) {
+	if got := readPositions(t, b, 0, logtest.Selectors(t, "x")); !slices.Equal(got, []uint64{1, 2, 3}) {
 		t.Errorf("prefix b holds %v; want [1 2 3]", got)
 	}
 	keys := func() []string {
@@ -189,7 +177,7 @@ func TestIndex(t *testing.T) {
 	}
 	for _, tt := range tests {
 		before := s.visited.Load()
-		got := readPositions(t, s, 0, sel(t, tt.sels...))
+		got := readPositions(t, s, 0, logtest.Selectors(t, tt.sels...))
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("Read(%q) = %v; want %v", tt.sels, got, tt.want)
 		}
@@ -280,7 +268,7 @@ func TestTrimConcurrent(t *testing.T) {
 	if first, last, err := s.Bounds(t.Context()); first != n-keep+1 || last != n || err != nil {
 		t.Errorf("Bounds = %d, %d, %v; want %d, %d, nil", first, last, err, n-keep+1, n)
 	}
-	if got := readPositions(t, s, n-keep, sel(t, "b")); len(got) != keep/2 || got[0] != n-keep+1 {
+	if got := readPositions(t, s, n-keep, logtest.Selectors(t, "b")); len(got) != keep/2 || got[0] != n-keep+1 {
 		t.Errorf("Read(b) after Trim = %d records from %v; want %d from %d", len(got), got[:min(len(got), 1)], keep/2, n-keep+1)
 	}
 	c := redis.NewClient(must(redis.ParseURL(url)))
@@ -318,7 +306,7 @@ func TestDown(t *testing.T) {
 		return err == nil
 	})
 	mustAppend(t, s, records(2, "a"))
-	if got := readPositions(t, s, 0, sel(t, "a")); !slices.Equal(got, []uint64{1, 2}) {
+	if got := readPositions(t, s, 0, logtest.Selectors(t, "a")); !slices.Equal(got, []uint64{1, 2}) {
 		t.Errorf("Read = %v; want [1 2]", got)
 	}
 }
@@ -344,7 +332,7 @@ func checkDown(t *testing.T, s *Store) {
 	check("Bounds", err)
 	_, err = s.Lookup(ctx(), "x")
 	check("Lookup", err)
-	check("Read", s.Read(ctx(), 0, sel(t, "a"), func(*hub.Record) bool { return true }))
+	check("Read", s.Read(ctx(), 0, logtest.Selectors(t, "a"), func(*hub.Record) bool { return true }))
 	_, err = s.Trim(ctx(), hub.Retention{MaxCount: 1})
 	check("Trim", err)
 	check("Tail", s.Tail(ctx(), 0, func([]hub.Record) error { return nil }))
@@ -452,7 +440,7 @@ func TestTLS(t *testing.T) {
 	}
 	defer s.Close()
 	mustAppend(t, s, records(3, "a"))
-	if got := readPositions(t, s, 0, sel(t, "a")); !slices.Equal(got, []uint64{1, 2, 3}) {
+	if got := readPositions(t, s, 0, logtest.Selectors(t, "a")); !slices.Equal(got, []uint64{1, 2, 3}) {
 		t.Errorf("Read over TLS = %v; want [1 2 3]", got)
 	}
 
