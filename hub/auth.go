@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,12 @@ type Grant struct {
 	// Key identifies the token for per-token limits (for example a hash
 	// of it, or its jti claim). If empty, Subject is used.
 	Key string
+
+	// Payload is what the token says of its bearer for others to see
+	// (Mercure's mercure.payload claim), as JSON; nil if nothing. The
+	// Mercure endpoint puts it in the subscription updates of the bearer's
+	// subscriptions.
+	Payload json.RawMessage
 }
 
 // A TokenVerifier checks a bearer token and returns what it grants. The

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -238,5 +239,63 @@ func TestParseSelectorNonASCIIControl(t *testing.T) {
 		if _, err := ParseSelector(in); err == nil {
 			t.Errorf("ParseSelector(%q) = nil error; want ErrInvalidSelector", in)
 		}
+	}
+}
+
+func TestParseMercureSelector(t *testing.T) {
+	tests := []struct {
+		sel         string
+		exact       bool
+		prefix      string
+		match, miss []string
+	}{
+		{sel: "*", prefix: "", match: []string{"*", "https://example.com/books/1", "chat/a", "x"}},
+		{sel: "https://example.com/books/1", exact: true, prefix: "https://example.com/books/1",
+			match: []string{"https://example.com/books/1"}, miss: []string{"https://example.com/books/10", "https://example.com/books/1/"}},
+		{sel: "https://example.com/books/{id}", prefix: "https://example.com/books/",
+			match: []string{"https://example.com/books/1", "https://example.com/books/%C3%A9", "https://example.com/books/{id}"},
+			miss:  []string{"https://example.com/books/1/reviews", "https://example.com/authors/1", "http://example.com/books/1"}},
+		{sel: "https://example.com/users/42/{?topic}", prefix: "https://example.com/users/42/",
+			match: []string{"https://example.com/users/42/?topic=https%3A%2F%2Fexample.com%2Fbooks%2F1", "https://example.com/users/42/"},
+			miss:  []string{"https://example.com/users/43/?topic=x"}},
+		// Not a valid template: exact, as in Mercure.
+		{sel: "/a/{b", exact: true, prefix: "/a/{b", match: []string{"/a/{b"}, miss: []string{"/a/x"}},
+		// A native pattern is an opaque string here.
+		{sel: "chat/*", exact: true, prefix: "chat/*", match: []string{"chat/*"}, miss: []string{"chat/a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sel, func(t *testing.T) {
+			s, err := ParseMercureSelector(tt.sel)
+			if err != nil {
+				t.Fatalf("ParseMercureSelector(%q): %v", tt.sel, err)
+			}
+			if s.Exact() != tt.exact || s.Prefix() != tt.prefix || s.String() != tt.sel {
+				t.Errorf("Exact, Prefix, String = %v, %q, %q; want %v, %q, %q", s.Exact(), s.Prefix(), s.String(), tt.exact, tt.prefix, tt.sel)
+			}
+			for _, m := range tt.match {
+				if !s.Match(m) {
+					t.Errorf("Match(%q) = false; want true", m)
+				}
+				if !strings.HasPrefix(m, s.Prefix()) && m != tt.sel {
+					t.Errorf("%q matches but lacks Prefix %q", m, s.Prefix())
+				}
+			}
+			for _, m := range tt.miss {
+				if s.Match(m) {
+					t.Errorf("Match(%q) = true; want false", m)
+				}
+			}
+		})
+	}
+	for _, bad := range []string{"", "a\nb", "a\x00", "x\u0085", "\xff"} {
+		if _, err := ParseMercureSelector(bad); !errors.Is(err, ErrInvalidSelector) {
+			t.Errorf("ParseMercureSelector(%q) = %v; want ErrInvalidSelector", bad, err)
+		}
+	}
+	// The native dialect does not read Mercure's syntax: "*" there is a
+	// one-segment pattern, and a template is refused or exact.
+	n, _ := ParseSelector("*")
+	if n.Match("a/b") {
+		t.Error(`native "*" matches "a/b"`)
 	}
 }
