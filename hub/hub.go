@@ -148,6 +148,9 @@ type Options struct {
 	// Limits is what the hub accepts from one request or one client.
 	Limits Limits
 
+	// Mercure configures the Mercure endpoint (MercureHandler).
+	Mercure MercureOptions
+
 	// TrustedProxies are the peers whose X-Forwarded-For header gives the
 	// client's address, for logs and the per-client stream limit. The
 	// client is the rightmost address in the header that is not itself
@@ -164,6 +167,37 @@ type Options struct {
 	// metrics are kept but not registered anywhere.
 	Registerer prometheus.Registerer
 }
+
+// MercureOptions configure the Mercure endpoint, which ServeHTTP serves
+// at /.well-known/mercure (see MercureHandler). The zero value serves it
+// open when Options.Tokens is nil, and otherwise refuses every Mercure
+// publish and serves Mercure subscribers public events only, until
+// verifiers are given here: Options.Tokens reads ssehub's claim, not
+// Mercure's.
+type MercureOptions struct {
+	// PublisherTokens verifies the tokens of Mercure publishers, whose
+	// grants come from the token's mercure claim (mercure.publish). If
+	// nil, SubscriberTokens is used; if both are nil, the rule above.
+	PublisherTokens TokenVerifier
+
+	// SubscriberTokens verifies the tokens of Mercure subscribers and of
+	// the subscriptions API (mercure.subscribe, mercure.payload). If nil,
+	// PublisherTokens is used. Give the two roles verifiers of different
+	// keys, and a token signed with the subscriber key can never publish.
+	SubscriberTokens TokenVerifier
+
+	// Cookie is the name of the cookie a token may be in. If empty,
+	// DefaultMercureCookie ("mercureAuthorization") is used.
+	Cookie string
+
+	// Subscriptions turns on the active subscriptions of Mercure: a
+	// private update on every subscription's start and end, and the
+	// subscriptions API under /.well-known/mercure/subscriptions.
+	Subscriptions bool
+}
+
+// DefaultMercureCookie is the cookie Mercure clients carry their token in.
+const DefaultMercureCookie = "mercureAuthorization"
 
 // Limits bound what the hub accepts. A zero field gives the default
 // documented on it; a negative one, where allowed, removes the bound.
@@ -312,6 +346,15 @@ func New(log Log, opts *Options) *Hub {
 	}
 	if o.TokenCookie == "" {
 		o.TokenCookie = DefaultTokenCookie
+	}
+	if o.Mercure.Cookie == "" {
+		o.Mercure.Cookie = DefaultMercureCookie
+	}
+	if o.Mercure.PublisherTokens == nil {
+		o.Mercure.PublisherTokens = o.Mercure.SubscriberTokens
+	}
+	if o.Mercure.SubscriberTokens == nil {
+		o.Mercure.SubscriberTokens = o.Mercure.PublisherTokens
 	}
 	if o.CORSMaxAge <= 0 {
 		o.CORSMaxAge = DefaultCORSMaxAge
