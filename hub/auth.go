@@ -196,26 +196,6 @@ func (h *Hub) logRefused(r *http.Request, status int, reason string, grant *Gran
 	h.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
 }
 
-// mayReceive reports whether s may receive rec: any subscriber may
-// receive a public record, and a private one goes only to a subscriber
-// whose grant allows one of the record's topics that its subscription
-// selects.
-func (s *subscriber) mayReceive(rec *Record) bool {
-	if !rec.Private {
-		return true
-	}
-	if s.grant == nil {
-		return false
-	}
-	for _, t := range rec.Topics {
-		topic := []string{t}
-		if MatchAny(s.sels, topic) && MatchAny(s.grant.Subscribe, topic) {
-			return true
-		}
-	}
-	return false
-}
-
 // expire ends the subscription of s, whose grant has expired, as
 // subscriber.expire says.
 func (h *Hub) expire(s *subscriber) {

@@ -54,7 +54,7 @@ func benchSubs(b *testing.B, n int, sel string) (*Hub, []*subscriber, []*ssehttp
 	subs := make([]*subscriber, n)
 	streams := make([]*ssehttp.Stream, n)
 	for i := range subs {
-		subs[i] = newSubscriber(mustSelectors(b, sel), 1024)
+		subs[i] = newSubscriber(nativeDialect, mustSelectors(b, sel), 1024)
 		if ok, err := h.register(subs[i]); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
@@ -103,7 +103,7 @@ func BenchmarkEncode(b *testing.B) {
 				subs := make([]*subscriber, n)
 				spare := make([][]*frame, n)
 				for i := range subs {
-					subs[i] = newSubscriber(nil, 1024)
+					subs[i] = newSubscriber(nativeDialect, nil, 1024)
 				}
 				rec := benchRecord
 				b.ReportAllocs()
@@ -112,7 +112,7 @@ func BenchmarkEncode(b *testing.B) {
 					var f *frame
 					for _, s := range subs {
 						if f == nil || mode == "each" {
-							p, err := encodeRecord(&rec)
+							p, err := encodeRecord(&rec, nativeDialect)
 							if err != nil {
 								b.Fatal(err)
 							}
@@ -137,7 +137,7 @@ func BenchmarkDrain(b *testing.B) {
 	for _, k := range []int{1, 16, 256} {
 		b.Run(fmt.Sprint(k), func(b *testing.B) {
 			st := discardStream(b)
-			enc, _ := encodeRecord(&benchRecord)
+			enc, _ := encodeRecord(&benchRecord, nativeDialect)
 			q := make([]*frame, k)
 			for i := range q {
 				q[i] = &frame{pos: uint64(i + 1), b: enc}

@@ -33,13 +33,15 @@ type frame struct {
 	b   []byte // the encoded event, ending in its blank line
 }
 
-// encodeRecord encodes rec as an event into a new buffer sized for it.
-func encodeRecord(rec *Record) ([]byte, error) {
-	n := len(rec.ID) + len(rec.Type) + len(rec.Data) + 48 + 6*strings.Count(rec.Data, "\n")
-	return appendRecord(make([]byte, 0, n), rec)
+// encodeRecord encodes rec as an event, as d shows it, into a new buffer
+// sized for it.
+func encodeRecord(rec *Record, d *dialect) ([]byte, error) {
+	n := len(rec.ID) + len(d.idPrefix) + len(rec.Type) + len(rec.Data) + 48 + 6*strings.Count(rec.Data, "\n")
+	return appendRecord(make([]byte, 0, n), rec, d)
 }
 
-// appendRecord appends the wire form of rec to dst. It fails, leaving dst
+// appendRecord appends the wire form of rec to dst, with its ID as d
+// shows it. It fails, leaving dst
 // as it was, when rec's ID or type would break the stream.
 //
 // The event always has a data line, even when rec's data is empty: an
@@ -47,8 +49,8 @@ func encodeRecord(rec *Record) ([]byte, error) {
 // event only if it has a data line ("data:" alone gives it empty data).
 // sse.AppendEvent writes none for an event with neither data nor type,
 // so one is added before its blank line.
-func appendRecord(dst []byte, rec *Record) ([]byte, error) {
-	out, err := sse.AppendEvent(dst, &sse.Event{ID: rec.ID, Type: rec.Type, Data: rec.Data, Retry: rec.Retry})
+func appendRecord(dst []byte, rec *Record, d *dialect) ([]byte, error) {
+	out, err := sse.AppendEvent(dst, &sse.Event{ID: d.showID(rec.ID), Type: rec.Type, Data: rec.Data, Retry: rec.Retry})
 	if err != nil || rec.Data != "" || rec.Type != "" {
 		return out, err
 	}
@@ -78,6 +80,7 @@ func appendRecord(dst []byte, rec *Record) ([]byte, error) {
 //     the subscriber back to the shard once the queue is empty.
 type subscriber struct {
 	// Set by newSubscriber and not changed after.
+	d        *dialect      // the front-end's: how IDs are shown, which private records it may receive
 	sels     []Selector    // all the selectors, for replay
 	patterns []Selector    // the ones with wildcards, matched during fan-out
 	max      int           // queue capacity, in frames
@@ -129,9 +132,10 @@ const (
 	ownerDrain
 )
 
-// newSubscriber returns a subscriber for sels with a queue of size frames.
-func newSubscriber(sels []Selector, size int) *subscriber {
-	s := &subscriber{sels: sels, max: size, signal: make(chan struct{}, 1)}
+// newSubscriber returns a subscriber of dialect d for sels with a queue
+// of size frames.
+func newSubscriber(d *dialect, sels []Selector, size int) *subscriber {
+	s := &subscriber{d: d, sels: sels, max: size, signal: make(chan struct{}, 1)}
 	for _, sel := range sels {
 		if !sel.Exact() {
 			s.patterns = append(s.patterns, sel)
@@ -466,13 +470,14 @@ func (h *Hub) fanoutRecord(rec *Record) {
 
 // fanoutRecordLocked queues rec on every subscriber with a selector
 // matching one of its topics, once per subscriber, and returns how many
-// it queued it on and how many it evicted. It encodes rec once, when it
-// finds the first such subscriber, and shares the bytes. h.mu must be
+// it queued it on and how many it evicted. It encodes rec once for each
+// dialect, when it finds the first subscriber of that dialect, and shares
+// the bytes. h.mu must be
 // held for reading.
 func (h *Hub) fanoutRecordLocked(rec *Record) (delivered, slowest int) {
 	var (
-		f   *frame
-		bad bool
+		frames [numDialects]*frame // rec, as each dialect shows it
+		bad    bool
 	)
 	deliver := func(s *subscriber) {
 		if s.seen == rec.Pos || bad {
@@ -482,13 +487,15 @@ func (h *Hub) fanoutRecordLocked(rec *Record) (delivered, slowest int) {
 		if rec.Private && !s.mayReceive(rec) {
 			return
 		}
+		f := frames[s.d.slot]
 		if f == nil {
-			b, err := encodeRecord(rec)
+			b, err := encodeRecord(rec, s.d)
 			if err != nil {
 				bad = true
 				return
 			}
 			f = &frame{pos: rec.Pos, b: b}
+			frames[s.d.slot] = f
 		}
 		r := s.push(f)
 		switch r & resultMask {

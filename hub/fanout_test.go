@@ -65,7 +65,7 @@ func runHub(t testing.TB, opts *Options) *Hub {
 func mustSelectors(t testing.TB, raw ...string) []Selector {
 	t.Helper()
 	lim := Limits{}.resolve()
-	sels, err := lim.parseSelectors(raw)
+	sels, err := lim.parseSelectors(nativeDialect, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func signalled(s *subscriber) bool {
 }
 
 func TestSubscriberQueue(t *testing.T) {
-	s := newSubscriber(nil, 3)
+	s := newSubscriber(nativeDialect, nil, 3)
 	for pos := uint64(1); pos <= 3; pos++ {
 		if got := s.push(&frame{pos: pos}); got != pushed {
 			t.Fatalf("push %d = %d; want pushed", pos, got)
@@ -157,7 +157,7 @@ func TestFanout(t *testing.T) {
 	for _, sels := range [][]string{
 		{"a"}, {"b"}, {"a", "b"}, {"*"}, {"a", "*"}, {"c/**"}, {"c/d", "c/*"},
 	} {
-		s := newSubscriber(mustSelectors(t, sels...), 16)
+		s := newSubscriber(nativeDialect, mustSelectors(t, sels...), 16)
 		if ok, err := h.register(s); !ok || err != nil {
 			t.Fatalf("register = %v, %v", ok, err)
 		}
@@ -209,7 +209,7 @@ func TestFanout(t *testing.T) {
 // TestRegisterStates checks that registration follows the Hub's state.
 func TestRegisterStates(t *testing.T) {
 	h := New(nopLog{}, nil)
-	s := newSubscriber(mustSelectors(t, "a"), 1)
+	s := newSubscriber(nativeDialect, mustSelectors(t, "a"), 1)
 	if ok, err := h.register(s); ok || err != nil {
 		t.Errorf("register before Run = %v, %v; want false, nil", ok, err)
 	}
@@ -223,7 +223,7 @@ func TestRegisterStates(t *testing.T) {
 	}
 	h.unregister(s)
 	h.Close()
-	if ok, err := h.register(newSubscriber(mustSelectors(t, "a"), 1)); ok || !errors.Is(err, errClosed) {
+	if ok, err := h.register(newSubscriber(nativeDialect, mustSelectors(t, "a"), 1)); ok || !errors.Is(err, errClosed) {
 		t.Errorf("register after Close = %v, %v; want false, errClosed", ok, err)
 	}
 }
@@ -233,7 +233,7 @@ func TestRegisterStates(t *testing.T) {
 // shard takes its queue, with urgency when the queue passes half full,
 // and without the writer goroutine's signal.
 func TestPushSchedule(t *testing.T) {
-	s := newSubscriber(nil, 4)
+	s := newSubscriber(nativeDialect, nil, 4)
 	s.owner = ownerShard
 	for i, want := range []int{pushed | needSchedule, pushed, pushed | needUrgent} {
 		if got := s.push(&frame{pos: uint64(i + 1), b: []byte{'a' + byte(i)}}); got != want {
@@ -267,7 +267,7 @@ func TestPushSchedule(t *testing.T) {
 	}
 	// An end while not scheduled asks for scheduling: the shard closes
 	// the connection.
-	s2 := newSubscriber(nil, 4)
+	s2 := newSubscriber(nativeDialect, nil, 4)
 	s2.owner = ownerShard
 	s2.mu.Lock()
 	sched := s2.endLocked(errStopped)
@@ -287,7 +287,7 @@ func TestFanoutBatch(t *testing.T) {
 	h.pending = make([]pendingShard, 1)
 	subs := make([]*subscriber, 3)
 	for i := range subs {
-		subs[i] = newSubscriber(mustSelectors(t, "a"), 16)
+		subs[i] = newSubscriber(nativeDialect, mustSelectors(t, "a"), 16)
 		if ok, err := h.register(subs[i]); !ok || err != nil {
 			t.Fatalf("register = %v, %v", ok, err)
 		}

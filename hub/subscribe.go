@@ -103,9 +103,9 @@ func putBuf(p *[]byte) {
 	bufPool.Put(p)
 }
 
-// parseSelectors parses the topic parameters of a subscription, dropping
-// repeats.
-func (l *limits) parseSelectors(raw []string) ([]Selector, error) {
+// parseSelectors parses the topic parameters of a subscription in
+// dialect d, dropping repeats.
+func (l *limits) parseSelectors(d *dialect, raw []string) ([]Selector, error) {
 	switch {
 	case len(raw) == 0:
 		return nil, errors.New("at least one topic parameter is required")
@@ -123,7 +123,7 @@ next:
 		if len(r) > l.maxSelectorBytes {
 			return nil, fmt.Errorf("topic selector %.32q... is longer than %d bytes", r, l.maxSelectorBytes)
 		}
-		sel, err := ParseSelector(r)
+		sel, err := d.parse(r)
 		if err != nil {
 			return nil, errors.New(trimPrefix(err))
 		}
@@ -132,7 +132,24 @@ next:
 	return sels, nil
 }
 
-// serveSubscribe serves GET /events.
+// serveSubscribe serves GET /events: the native front-end of subscribe.
+func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
+	grant, ok := h.authenticate(w, r, true)
+	if !ok {
+		return
+	}
+	sels, err := h.lim.parseSelectors(nativeDialect, r.URL.Query()["topic"])
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	s := newSubscriber(nativeDialect, sels, h.opts.QueueSize)
+	s.grant = grant
+	h.subscribe(w, r, s, ssehttp.LastEventID(r))
+}
+
+// subscribe serves the subscription of s, which a front-end made of r
+// and has authorised, resuming after the cursor lastID ("" for none).
 //
 // The order of its steps is what makes replay and live delivery meet
 // without a gap or a repeat. It registers the subscriber for live events
@@ -150,18 +167,8 @@ next:
 // shard and returns, leaving the stream to the Hub. Otherwise (HTTP/2,
 // TLS, or a ResponseWriter that cannot be taken over) the stream is an
 // ssehttp.Stream, written by this handler until it ends.
-func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
-	grant, ok := h.authenticate(w, r, true)
-	if !ok {
-		return
-	}
-	sels, err := h.lim.parseSelectors(r.URL.Query()["topic"])
-	if err != nil {
-		writeProblem(w, http.StatusBadRequest, err.Error(), nil)
-		return
-	}
-	s := newSubscriber(sels, h.opts.QueueSize)
-	s.grant = grant
+func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request, s *subscriber, lastID string) {
+	grant := s.grant
 	s.client = clientAddr(r, h.opts.TrustedProxies)
 	s.remote = remoteOf(s.client, r)
 	// A provisional floor, set before s is shared: the stream starts from
@@ -205,15 +212,24 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(h.ctx, cancel)
 	defer stop()
 
-	var first, last uint64
+	var (
+		last uint64
+		cur  cursor
+	)
 	if registered {
+		var first uint64
 		t0 := time.Now()
 		first, last, err = h.log.Bounds(ctx)
 		h.m.observeStore(opBounds, t0, err)
 		if err == nil {
 			s.setFloor(last)
-		} else if ctx.Err() == nil {
+			cur, err = h.resolve(ctx, s.d, lastID, first, last)
+		}
+		if err != nil && ctx.Err() == nil {
 			h.logger.Warn("subscription ended: log unavailable", slog.String("remote", s.remote), "err", err)
+		}
+		if err == nil && s.d.cursorHeader && lastID != "" {
+			w.Header().Set("Last-Event-ID", cur.shown)
 		}
 	}
 
@@ -225,7 +241,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 			h.logger.Warn("subscription refused: cannot take over the connection", slog.String("remote", s.remote), "err", herr)
 			return
 		case ok:
-			h.serveTakenOver(ctx, conn, w.Header(), s, ssehttp.LastEventID(r), first, last)
+			h.serveTakenOver(ctx, conn, w.Header(), s, cur, last)
 			return
 		}
 	}
@@ -250,9 +266,9 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	h.m.connections.Inc()
 	defer h.m.connections.Dec()
-	h.logger.Debug("subscribed", slog.String("remote", s.remote), "selectors", len(sels))
+	h.logger.Debug("subscribed", slog.String("remote", s.remote), "selectors", len(s.sels))
 
-	if err := h.start(ctx, st, s, st.LastEventID(), first, last); err != nil {
+	if err := h.start(ctx, st, s, cur, last); err != nil {
 		h.logStartFailed(s.remote, err, ctx.Err() == nil && st.Err() == nil)
 		h.logEnd(s.remote, err)
 		return
@@ -267,7 +283,7 @@ func (h *Hub) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 // opening bytes, then what start sends, and hands s to its shard. If
 // anything fails, or the subscription ends first, it closes conn and
 // unregisters s itself.
-func (h *Hub) serveTakenOver(ctx context.Context, conn net.Conn, hd http.Header, s *subscriber, lastID string, first, last uint64) {
+func (h *Hub) serveTakenOver(ctx context.Context, conn net.Conn, hd http.Header, s *subscriber, cur cursor, last uint64) {
 	h.m.connections.Inc()
 	h.logger.Debug("subscribed", slog.String("remote", s.remote), "selectors", len(s.sels))
 
@@ -276,8 +292,8 @@ func (h *Hub) serveTakenOver(ctx context.Context, conn net.Conn, hd http.Header,
 	// retries. For a first connection, the id event goes with them.
 	bp := getBuf()
 	b := appendOpening(appendHead((*bp)[:0], hd), h.opts.Retry)
-	if lastID == "" {
-		b, _ = sse.AppendEvent(b, &sse.Event{ID: strconv.FormatUint(last, 10)}) // digits: cannot fail
+	if !cur.given {
+		b, _ = sse.AppendEvent(b, &sse.Event{ID: s.d.showPos(last)}) // no CR, LF or NUL: cannot fail
 	}
 	if h.opts.WriteTimeout > 0 {
 		_ = conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
@@ -291,8 +307,8 @@ func (h *Hub) serveTakenOver(ctx context.Context, conn net.Conn, hd http.Header,
 	s.raw = rawConnOf(conn)
 
 	hw := &handlerWriter{s: s, timeout: h.opts.WriteTimeout, failed: err != nil}
-	if err == nil && lastID != "" {
-		err = h.start(ctx, hw, s, lastID, first, last)
+	if err == nil && cur.given {
+		err = h.start(ctx, hw, s, cur, last)
 	}
 	if err == nil && s.sh.adopt(s) {
 		return
@@ -342,23 +358,21 @@ type streamWriter interface {
 // start sends what a subscription begins with, after the opening bytes:
 // for a first connection (no Last-Event-ID), an event that only sets the
 // client's last event ID to last, so that its reconnection resumes from
-// there; for a resumption, a gap event if the ID cannot be resumed from
-// losslessly, then the matching events the Log holds after it, up to
-// last. When those are more than Limits.MaxReplay, it sends that many
-// and returns errReplayBudget: the subscription must end, and its
-// client resumes after them.
+// there; for a resumption from cur, a gap event if the ID cannot be
+// resumed from losslessly, then the matching events the Log holds after
+// it, up to last. When those are more than Limits.MaxReplay, it sends
+// that many and returns errReplayBudget: the subscription must end, and
+// its client resumes after them.
 //
-// first and last are the Log's bounds, read after s was registered, and
-// s's queue already drops the events at or below last.
-func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID string, first, last uint64) error {
-	if lastID == "" {
-		b, _ := sse.AppendEvent(nil, &sse.Event{ID: strconv.FormatUint(last, 10)}) // digits: cannot fail
+// last is the Log's newest position, read after s was registered, and
+// s's queue already drops the events at or below it.
+func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, cur cursor, last uint64) error {
+	if !cur.given {
+		b, _ := sse.AppendEvent(nil, &sse.Event{ID: s.d.showPos(last)}) // no CR, LF or NUL: cannot fail
 		return st.WriteRaw(b)
 	}
-	after, gap, err := h.resolve(ctx, lastID, first, last)
-	if err != nil {
-		return err
-	}
+	lastID, after, gap := cur.id, cur.after, cur.gap
+	var err error
 	if after > last { // an ID appended since Bounds: not replayed, so not live either
 		s.setFloor(after)
 	}
@@ -370,7 +384,7 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 
 	h.m.replays.Inc()
 	if gap != "" {
-		b = h.appendGap(b, lastID, gap, after)
+		b = h.appendGap(b, s.d, lastID, gap, after)
 	}
 
 	var (
@@ -391,14 +405,14 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 			cut = true
 			return false
 		}
-		nb, err := appendRecord(b, rec)
+		nb, err := appendRecord(b, rec, s.d)
 		if err != nil {
 			h.logger.Error("event cannot be encoded; not replayed", "pos", rec.Pos, "id", strconv.Quote(rec.ID))
 			return true
 		}
 		b = nb
 		n++
-		lastID = rec.ID
+		lastID = s.d.showID(rec.ID)
 		if len(b) >= replayChunk {
 			w0 := time.Now()
 			werr = st.WriteRaw(b)
@@ -425,7 +439,7 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 		if first > 0 {
 			next = min(first-1, last)
 		}
-		b = h.appendGap(b, lastID, gapExpired, next)
+		b = h.appendGap(b, s.d, lastID, gapExpired, next)
 		after, err = next, nil
 	}
 	h.m.store.WithLabelValues(opRead).Observe((time.Since(t0) - writing).Seconds())
@@ -453,20 +467,44 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, lastID 
 
 // appendGap appends to b the GapEventType event telling a client whose
 // last event ID is lastID that events may be missing, for reason, before
-// those after position after, and counts it.
-func (h *Hub) appendGap(b []byte, lastID, reason string, after uint64) []byte {
+// those after position after, and counts it. Its ID is after, as d
+// shows it.
+func (h *Hub) appendGap(b []byte, d *dialect, lastID, reason string, after uint64) []byte {
 	h.m.gaps.WithLabelValues(reason).Inc()
 	data, _ := json.Marshal(Gap{LastEventID: lastID, Reason: reason, First: strconv.FormatUint(after+1, 10)})
-	b, _ = sse.AppendEvent(b, &sse.Event{ID: strconv.FormatUint(after, 10), Type: GapEventType, Data: string(data)})
+	b, _ = sse.AppendEvent(b, &sse.Event{ID: d.showPos(after), Type: GapEventType, Data: string(data)})
 	return b
 }
 
-// resolve finds where a subscription resuming from lastID starts: it
-// replays the records after position after. gap is empty when that is
-// lossless, and otherwise why not. first and last are the Log's bounds.
-func (h *Hub) resolve(ctx context.Context, lastID string, first, last uint64) (after uint64, gap string, err error) {
+// A cursor is where a subscription resumes: it replays the records
+// after position after. The zero cursor is a first connection's.
+type cursor struct {
+	given bool   // the client gave a Last-Event-ID
+	id    string // the one it gave
+	after uint64
+	gap   string // empty when resuming is lossless; otherwise why not (a Gap reason)
+	shown string // the ID of the position after, as the endpoint's Last-Event-ID header shows it
+}
+
+// resolve finds where a subscription of dialect d resuming from lastID
+// starts. first and last are the Log's bounds. An ID the Log holds
+// resumes after it; an ID of digits, or positionIRI and digits, is a
+// position, and resumes after it when it is still held or is the
+// oldest position the Log can resume from; d's earliest keyword resumes
+// from the oldest record held.
+func (h *Hub) resolve(ctx context.Context, d *dialect, lastID string, first, last uint64) (cursor, error) {
 	if lastID == "" {
-		return last, "", nil
+		return cursor{after: last}, nil
+	}
+	cur := cursor{given: true, id: lastID, shown: lastID}
+	// The oldest position the replay can start after.
+	oldest := last
+	if first > 0 {
+		oldest = first - 1
+	}
+	if d.earliest != "" && lastID == d.earliest {
+		cur.after = oldest
+		return cur, nil
 	}
 	t0 := time.Now()
 	pos, err := h.log.Lookup(ctx, lastID)
@@ -477,26 +515,25 @@ func (h *Hub) resolve(ctx context.Context, lastID string, first, last uint64) (a
 	}
 	switch {
 	case err == nil:
-		return pos, "", nil
+		cur.after = pos
+		return cur, nil
 	case !errors.Is(err, ErrNotFound):
-		return 0, "", fmt.Errorf("hub: look up last event id: %w", err)
+		return cursor{}, fmt.Errorf("hub: look up last event id: %w", err)
 	}
-	// The oldest position the replay can start after.
-	oldest := last
-	if first > 0 {
-		oldest = first - 1
-	}
-	// An ID of digits is a position: the hub assigned it, or the client
-	// has it from a gap event or from the start of a stream. The record
-	// need not be held: it is enough that no later one is gone.
-	if p, ok := parsePos(lastID); ok && p <= last {
+	// A position: the hub assigned it, or the client has it from a gap
+	// event or from the start of a stream. The record need not be held:
+	// it is enough that no later one is gone.
+	if p, ok := cursorPos(lastID); ok && p <= last {
 		if p >= oldest {
-			return p, "", nil
+			cur.after = p
+			return cur, nil
 		}
-		return oldest, gapExpired, nil
+		cur.after, cur.gap, cur.shown = oldest, gapExpired, d.showPos(oldest)
+		return cur, nil
 	}
 	// Not a place in this Log: live events only (see Gap).
-	return last, gapUnknown, nil
+	cur.after, cur.gap, cur.shown = last, gapUnknown, d.showPos(last)
+	return cur, nil
 }
 
 // parsePos parses id as a position when it is made only of ASCII digits.
