@@ -125,16 +125,18 @@ func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, subscribe boo
 	if h.opts.Tokens == nil {
 		return nil, true
 	}
-	g, ok := h.verify(w, r, subscribe)
+	tok, err := h.token(r, subscribe)
+	g, ok := h.verify(w, r, h.opts.Tokens, tok, err, subscribe)
 	if !ok {
 		h.m.refused.WithLabelValues(refusedToken).Inc()
 	}
 	return g, ok
 }
 
-// verify does the work of authenticate.
-func (h *Hub) verify(w http.ResponseWriter, r *http.Request, subscribe bool) (*Grant, bool) {
-	tok, err := h.token(r, subscribe)
+// verify does the work of authenticate, for either endpoint: it checks
+// tok, the token r carries ("" for none), with v, unless err (why the
+// token cannot be read) is not nil.
+func (h *Hub) verify(w http.ResponseWriter, r *http.Request, v TokenVerifier, tok string, err error, subscribe bool) (*Grant, bool) {
 	if err == nil && tok == "" {
 		if subscribe && !h.opts.NoAnonymous {
 			return nil, true
@@ -143,7 +145,7 @@ func (h *Hub) verify(w http.ResponseWriter, r *http.Request, subscribe bool) (*G
 	}
 	var g *Grant
 	if err == nil {
-		g, err = h.opts.Tokens.Verify(r.Context(), tok)
+		g, err = v.Verify(r.Context(), tok)
 		switch {
 		case err != nil:
 		case g == nil:

@@ -248,11 +248,18 @@ type testSub struct {
 // subscribe opens GET /events?query with the header, which must succeed.
 func (th *testHub) subscribe(t *testing.T, query string, header http.Header) *testSub {
 	t.Helper()
-	resp := th.get(t, "/events?"+query, header)
+	return th.subscribeAt(t, "/events?"+query, header)
+}
+
+// subscribeAt opens GET path (with its query) with the header, which
+// must succeed.
+func (th *testHub) subscribeAt(t *testing.T, path string, header http.Header) *testSub {
+	t.Helper()
+	resp := th.get(t, path, header)
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		t.Fatalf("GET /events?%s = %d %s; want 200", query, resp.StatusCode, b)
+		t.Fatalf("GET %s = %d %s; want 200", path, resp.StatusCode, b)
 	}
 	s := &testSub{resp: resp, done: make(chan struct{})}
 	go func() {

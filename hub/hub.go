@@ -713,6 +713,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 //	POST /events   publish (form, JSON or NDJSON)
 //	GET  /healthz  liveness: 200 "ok" while the process serves
 //	GET  /readyz   readiness: 200 "ready" when Run is running and the Log answers, else 503
+//	GET  /.well-known/mercure  subscribe, in the Mercure protocol (see MercureHandler)
+//	POST /.well-known/mercure  publish, in the Mercure protocol
 //
 // Any other path is answered with 404, and any other method with 405,
 // both as application/problem+json.
@@ -740,6 +742,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/events":
 		h.serveEvents(w, r)
+	case MercurePath:
+		h.serveMercure(w, r)
 	case "/healthz":
 		h.serveHealth(w, r)
 	case "/readyz":

@@ -97,39 +97,10 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		h.publishFailed(w, outcome, status, err.Error(), p)
 		return
 	}
-	if grant != nil && !h.mayPublish(w, r, grant, recs) {
+	if err := h.publish(r.Context(), grant, recs); err != nil {
+		h.publishRefused(w, r, grant, err)
 		return
 	}
-	if id, ok := repeatedID(recs); ok {
-		h.publishFailed(w, outcomeDuplicate, http.StatusConflict,
-			fmt.Sprintf("event id %q appears twice in the batch", id), nil)
-		return
-	}
-
-	t0 := time.Now()
-	actx, cancel := context.WithTimeout(r.Context(), h.opts.StoreTimeout)
-	err = h.log.Append(actx, recs)
-	cancel()
-	h.m.observeStore(opAppend, t0, err)
-	switch {
-	case errors.Is(err, ErrDuplicateID):
-		detail := "an event id of the batch is already in the log"
-		if len(recs) == 1 {
-			detail = fmt.Sprintf("event id %q is already in the log", recs[0].ID)
-		}
-		h.publishFailed(w, outcomeDuplicate, http.StatusConflict, detail, nil)
-		return
-	case err != nil:
-		// The batch may or may not have been appended (a backend that
-		// timed out may have stored it): the publisher retries, and an
-		// event ID of its own tells it which (409 on the retry).
-		h.logger.Warn("publish failed: append", "events", len(recs), "err", err)
-		w.Header().Set("Retry-After", h.retryAfter())
-		h.publishFailed(w, outcomeUnavailable, http.StatusServiceUnavailable, "the log is unavailable; retry later", nil)
-		return
-	}
-	h.m.appended.Add(float64(len(recs)))
-	h.m.publishes.WithLabelValues(outcomeOK).Inc()
 	h.logPublished(r, recs)
 
 	var out []byte
@@ -308,20 +279,58 @@ func (h *Hub) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return nil, false
 }
 
-// mayPublish reports whether grant allows publishing recs: each topic of
+// publish is what every publish comes to, from either endpoint or from
+// Publish: it checks that grant, when not nil, allows publishing recs
+// (each topic of each record must match one of its publish selectors,
+// and the token's rate must allow this many events), that no two records
+// share an ID, and appends recs to the Log as one batch, bounded by
+// Options.StoreTimeout. recs have passed limits.check. On success, each
+// record holds its ID; otherwise the error is a *publishError.
+func (h *Hub) publish(ctx context.Context, grant *Grant, recs []Record) error {
+	if grant != nil {
+		if err := h.authorize(grant, recs); err != nil {
+			return err
+		}
+	}
+	if id, ok := repeatedID(recs); ok {
+		return &publishError{kind: ErrDuplicateID, status: http.StatusConflict, outcome: outcomeDuplicate,
+			detail: fmt.Sprintf("event id %q appears twice in the batch", id)}
+	}
+	t0 := time.Now()
+	actx, cancel := context.WithTimeout(ctx, h.opts.StoreTimeout)
+	err := h.log.Append(actx, recs)
+	cancel()
+	h.m.observeStore(opAppend, t0, err)
+	switch {
+	case errors.Is(err, ErrDuplicateID):
+		detail := "an event id of the batch is already in the log"
+		if len(recs) == 1 {
+			detail = fmt.Sprintf("event id %q is already in the log", recs[0].ID)
+		}
+		return &publishError{kind: ErrDuplicateID, status: http.StatusConflict, outcome: outcomeDuplicate, detail: detail}
+	case err != nil:
+		// The batch may or may not have been appended (a backend that
+		// timed out may have stored it): the publisher retries, and an
+		// event ID of its own tells it which (409 on the retry).
+		h.logger.Warn("publish failed: append", "events", len(recs), "err", err)
+		return &publishError{kind: ErrUnavailable, cause: err, status: http.StatusServiceUnavailable, outcome: outcomeUnavailable,
+			detail: "the log is unavailable; retry later", retryAfter: h.retryAfter()}
+	}
+	h.m.appended.Add(float64(len(recs)))
+	h.m.publishes.WithLabelValues(outcomeOK).Inc()
+	return nil
+}
+
+// authorize reports whether grant allows publishing recs: each topic of
 // each record must match one of its publish selectors (403 otherwise),
 // and the token's rate must allow this many events (429 otherwise, or
-// 413 for a batch larger than it may ever publish at once). If not, it
-// answers and reports false.
-func (h *Hub) mayPublish(w http.ResponseWriter, r *http.Request, grant *Grant, recs []Record) bool {
+// 413 for a batch larger than it may ever publish at once).
+func (h *Hub) authorize(grant *Grant, recs []Record) error {
 	for i := range recs {
 		for _, t := range recs[i].Topics {
 			if !MatchAny(grant.Publish, []string{t}) {
-				detail := fmt.Sprintf("the token may not publish to topic %q", t)
-				h.logRefused(r, http.StatusForbidden, detail, grant)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
-				h.publishFailed(w, outcomeDenied, http.StatusForbidden, detail, nil)
-				return false
+				return &publishError{kind: ErrForbidden, status: http.StatusForbidden, outcome: outcomeDenied,
+					detail: fmt.Sprintf("the token may not publish to topic %q", t)}
 			}
 		}
 	}
@@ -332,17 +341,72 @@ func (h *Hub) mayPublish(w http.ResponseWriter, r *http.Request, grant *Grant, r
 	wait, ok := h.limiters.reserve(key, len(recs), time.Now())
 	switch {
 	case !ok:
-		h.publishFailed(w, outcomeTooLarge, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("a batch may hold at most %d events for one token", h.limiters.burst), nil)
-		return false
+		return &publishError{kind: ErrRateLimited, status: http.StatusRequestEntityTooLarge, outcome: outcomeTooLarge,
+			detail: fmt.Sprintf("a batch may hold at most %d events for one token", h.limiters.burst)}
 	case wait > 0:
-		detail := fmt.Sprintf("the token may publish %g events a second", float64(h.limiters.rate))
-		h.logRefused(r, http.StatusTooManyRequests, detail, grant)
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		h.publishFailed(w, outcomeLimited, http.StatusTooManyRequests, detail, nil)
-		return false
+		return &publishError{kind: ErrRateLimited, status: http.StatusTooManyRequests, outcome: outcomeLimited,
+			detail:     fmt.Sprintf("the token may publish %g events a second", float64(h.limiters.rate)),
+			retryAfter: strconv.Itoa(int(math.Ceil(wait.Seconds())))}
 	}
-	return true
+	return nil
+}
+
+// publishRefused answers a publish request that publish refused with
+// err, a *publishError, and counts and logs it.
+func (h *Hub) publishRefused(w http.ResponseWriter, r *http.Request, grant *Grant, err error) {
+	pe, ok := errors.AsType[*publishError](err)
+	if !ok { // cannot happen: publish returns only those
+		pe = &publishError{status: http.StatusInternalServerError, outcome: outcomeUnavailable, detail: "cannot publish"}
+	}
+	switch pe.status {
+	case http.StatusForbidden:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
+		h.logRefused(r, pe.status, pe.detail, grant)
+	case http.StatusTooManyRequests:
+		h.logRefused(r, pe.status, pe.detail, grant)
+	}
+	if pe.retryAfter != "" {
+		w.Header().Set("Retry-After", pe.retryAfter)
+	}
+	h.publishFailed(w, pe.outcome, pe.status, pe.detail, &problem{Line: pe.line})
+}
+
+// Errors of Publish, each wrapped by the *publishError it returns; the
+// HTTP endpoints answer them with the status in parentheses. A duplicate
+// event ID is ErrDuplicateID (409).
+var (
+	// ErrInvalidEvent: an event is not one that can be published (400,
+	// or 413 when it is too large).
+	ErrInvalidEvent = errors.New("hub: invalid event")
+	// ErrForbidden: the grant does not allow a topic of the events (403).
+	ErrForbidden = errors.New("hub: not allowed")
+	// ErrRateLimited: the grant's publish rate does not allow this many
+	// events now (429), or ever at once (413).
+	ErrRateLimited = errors.New("hub: publish rate exceeded")
+	// ErrUnavailable: the Log failed or timed out (503); the events may
+	// or may not have been appended.
+	ErrUnavailable = errors.New("hub: log unavailable")
+)
+
+// A publishError is why a publish was refused, with the answer the HTTP
+// endpoints give it.
+type publishError struct {
+	kind       error // ErrInvalidEvent, ErrForbidden, ErrRateLimited, ErrUnavailable or ErrDuplicateID
+	cause      error // what failed, for ErrUnavailable; nil otherwise
+	status     int
+	outcome    string // for ssehub_publish_requests_total
+	detail     string // safe to show the publisher
+	retryAfter string // the Retry-After header, if any
+	line       int    // the 1-based line of an NDJSON body at fault; 0 otherwise
+}
+
+func (e *publishError) Error() string { return "hub: " + e.detail }
+
+func (e *publishError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.kind, e.cause}
+	}
+	return []error{e.kind}
 }
 
 // retryAfter is the Retry-After value of a 503 or 429 answer that has no
@@ -421,7 +485,7 @@ func parseForm(l *limits, body []byte) ([]Record, error) {
 			return nil, err
 		}
 	}
-	if err := l.check(&rec); err != nil {
+	if err := l.check(nativeDialect, &rec); err != nil {
 		return nil, err
 	}
 	return []Record{rec}, nil
@@ -612,7 +676,7 @@ func (l *limits) decodeEvent(b []byte) (Record, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Record{}, badInput("invalid JSON: more than one value")
 	}
-	if err := l.check(&rec); err != nil {
+	if err := l.check(nativeDialect, &rec); err != nil {
 		return Record{}, err
 	}
 	return rec, nil
@@ -692,11 +756,12 @@ func jsonError(err error) error {
 	return badInput("invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
-// check checks a record to be published, and drops repeated topics. It
-// refuses what could break a stream or a client's Last-Event-ID: CR, LF
-// or NUL in the ID or type, invalid UTF-8, and an ID of digits only,
-// which the Log reserves for the IDs it assigns.
-func (l *limits) check(rec *Record) error {
+// check checks a record to be published on an endpoint of dialect d,
+// and drops repeated topics. It refuses what could break a stream or a
+// client's Last-Event-ID: CR, LF or NUL in the ID or type, invalid
+// UTF-8, and an ID of digits only or beginning with "urn:ssehub:", the
+// forms of the IDs the Log assigns.
+func (l *limits) check(d *dialect, rec *Record) error {
 	switch {
 	case len(rec.Topics) == 0:
 		return badInput("topic is required")
@@ -714,7 +779,7 @@ next:
 		if !utf8.ValidString(t) {
 			return badInput("topic %q is not valid UTF-8", t)
 		}
-		if err := ValidTopic(t); err != nil {
+		if err := d.validTopic(t); err != nil {
 			return badInput("%s", trimPrefix(err))
 		}
 		for _, u := range topics {
@@ -728,8 +793,8 @@ next:
 	if err := checkField("id", rec.ID); err != nil {
 		return err
 	}
-	if ReservedID(rec.ID) {
-		return badInput("id %q: ids made only of digits are reserved for the ids the hub assigns", rec.ID)
+	if ReservedID(rec.ID) || strings.HasPrefix(rec.ID, positionIRI) {
+		return badInput("id %q: ids made only of digits, or beginning with %s, are reserved for the ids the hub assigns", rec.ID, positionIRI)
 	}
 	if err := checkField("type", rec.Type); err != nil {
 		return err

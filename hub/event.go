@@ -1,0 +1,100 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// An Event is an event to publish with Hub.Publish: the fields of a
+// publish request to /events.
+type Event struct {
+	// Topics are the topics the event is published to: at least one, each
+	// a topic of the native API (see Selector).
+	Topics []string
+	// Data is the payload, valid UTF-8.
+	Data string
+	// Type is the event type; empty means "message".
+	Type string
+	// ID is the event's ID; if empty, the hub assigns one. It must be
+	// unique, and neither made only of digits nor begin with
+	// "urn:ssehub:": those are the forms of the IDs the hub assigns.
+	ID string
+	// Retry, when positive, is sent to subscribers as the event's retry
+	// field, in whole milliseconds.
+	Retry time.Duration
+	// Private events go only to subscribers whose grant allows them.
+	Private bool
+}
+
+// grantKey is the context key of WithGrant.
+type grantKey struct{}
+
+// WithGrant returns a copy of ctx in which Publish acts for the bearer
+// of g, a grant its caller obtained from a TokenVerifier: Publish then
+// authorises the events as the HTTP endpoint authorises a request with
+// that token.
+func WithGrant(ctx context.Context, g *Grant) context.Context {
+	return context.WithValue(ctx, grantKey{}, g)
+}
+
+// grantFrom returns the grant WithGrant put in ctx, or nil.
+func grantFrom(ctx context.Context) *Grant {
+	g, _ := ctx.Value(grantKey{}).(*Grant)
+	return g
+}
+
+// Publish publishes events as POST /events does, as one batch, and
+// returns their IDs in order, once they are durable in the Log. It runs
+// the same checks: each event's fields (the same limits, and no CR, LF or
+// NUL in ID or type), and, when ctx carries a grant (see WithGrant), its
+// publish selectors and rate. Without a grant, the caller is trusted as
+// the program that runs the Hub: any topic may be published to. Publish
+// does not need Run to be running; subscribers receive the events once
+// it is. It is safe for concurrent use.
+//
+// Its errors wrap ErrInvalidEvent, ErrForbidden, ErrRateLimited,
+// ErrDuplicateID or ErrUnavailable, and say what is wrong; nothing is
+// published then, except that after ErrUnavailable the batch may or may
+// not have been appended (see Log.Append).
+func (h *Hub) Publish(ctx context.Context, events ...Event) ([]string, error) {
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%w: no event", ErrInvalidEvent)
+	}
+	recs := make([]Record, len(events))
+	for i, ev := range events {
+		if ev.Retry < 0 || ev.Retry > maxRetryMS*time.Millisecond {
+			return nil, fmt.Errorf("%w: event %d: %s", ErrInvalidEvent, i+1, retryError())
+		}
+		recs[i] = Record{
+			Topics:  append([]string(nil), ev.Topics...),
+			Data:    ev.Data,
+			Type:    ev.Type,
+			ID:      ev.ID,
+			Retry:   ev.Retry.Truncate(time.Millisecond),
+			Private: ev.Private,
+		}
+		if err := h.lim.check(nativeDialect, &recs[i]); err != nil {
+			status := http.StatusBadRequest
+			if ie, ok := errors.AsType[*inputError](err); ok && ie.tooLarge {
+				status = http.StatusRequestEntityTooLarge
+			}
+			h.m.publishes.WithLabelValues(outcomeInvalid).Inc()
+			return nil, &publishError{kind: ErrInvalidEvent, status: status, outcome: outcomeInvalid,
+				detail: fmt.Sprintf("event %d: %s", i+1, err)}
+		}
+	}
+	if err := h.publish(ctx, grantFrom(ctx), recs); err != nil {
+		if pe, ok := errors.AsType[*publishError](err); ok {
+			h.m.publishes.WithLabelValues(pe.outcome).Inc()
+		}
+		return nil, err
+	}
+	ids := make([]string, len(recs))
+	for i := range recs {
+		ids[i] = recs[i].ID
+	}
+	return ids, nil
+}
