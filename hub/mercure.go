@@ -141,7 +141,9 @@ func (h *Hub) mercureAuthenticate(w http.ResponseWriter, r *http.Request, subscr
 // refuseAll is the TokenVerifier of a role no key is configured for.
 type refuseAll struct{}
 
-func (refuseAll) Verify(ctx context.Context, token string) (*Grant, error) { return nil, errNoMercureKey }
+func (refuseAll) Verify(ctx context.Context, token string) (*Grant, error) {
+	return nil, errNoMercureKey
+}
 
 // sameOriginRequest reports whether r comes from a page of the hub's own
 // origin, by its Origin header or, without one, its Referer.
