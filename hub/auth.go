@@ -122,11 +122,15 @@ func (h *Hub) token(r *http.Request, subscribe bool) (string, error) {
 // not go on, it answers r (401, or 503 when the token cannot be checked
 // now) and reports false.
 func (h *Hub) authenticate(w http.ResponseWriter, r *http.Request, subscribe bool) (*Grant, bool) {
-	if h.opts.Tokens == nil {
+	v := h.opts.PublisherTokens
+	if subscribe {
+		v = h.opts.SubscriberTokens
+	}
+	if v == nil { // and so is the other: New sets both or neither
 		return nil, true
 	}
 	tok, err := h.token(r, subscribe)
-	g, ok := h.verify(w, r, h.opts.Tokens, tok, err, subscribe)
+	g, ok := h.verify(w, r, v, tok, err, subscribe)
 	if !ok {
 		h.m.refused.WithLabelValues(refusedToken).Inc()
 	}

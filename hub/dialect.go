@@ -18,6 +18,8 @@ type dialect struct {
 	slot int
 	// parse reads a selector.
 	parse func(string) (Selector, error)
+	// validTopic checks a topic to publish to.
+	validTopic func(string) error
 	// anyTopicGrant is the authorisation rule for private records: when
 	// false (native), the subscriber's grant must allow a topic of the
 	// record that its subscription also selects; when true (Mercure), it
@@ -41,8 +43,8 @@ type dialect struct {
 const numDialects = 2
 
 var (
-	nativeDialect  = &dialect{name: "native", slot: 0, parse: ParseSelector}
-	mercureDialect = &dialect{name: "mercure", slot: 1, parse: ParseMercureSelector, anyTopicGrant: true, idPrefix: positionIRI, earliest: "earliest", cursorHeader: true}
+	nativeDialect  = &dialect{name: "native", slot: 0, parse: ParseSelector, validTopic: ValidTopic}
+	mercureDialect = &dialect{name: "mercure", slot: 1, parse: ParseMercureSelector, validTopic: ValidMercureTopic, anyTopicGrant: true, idPrefix: positionIRI, earliest: "earliest", cursorHeader: true}
 )
 
 // positionIRI begins the IRI form of a position, as the Mercure endpoint

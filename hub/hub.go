@@ -119,6 +119,15 @@ type Options struct {
 	// query parameter (subscriptions only).
 	Tokens TokenVerifier
 
+	// PublisherTokens, if set, verifies the tokens of publishers on
+	// /events in place of Tokens, and SubscriberTokens those of
+	// subscribers: with verifiers of different keys, a token signed with
+	// the subscriber key can never publish. Setting either one turns
+	// tokens on, as Tokens does; a role without its own verifier uses
+	// Tokens, and with neither is refused every token.
+	PublisherTokens  TokenVerifier
+	SubscriberTokens TokenVerifier
+
 	// TokenCookie is the name of the cookie a subscriber's token may be
 	// in. If empty, DefaultTokenCookie ("ssehub_token") is used.
 	TokenCookie string
@@ -346,6 +355,18 @@ func New(log Log, opts *Options) *Hub {
 	}
 	if o.TokenCookie == "" {
 		o.TokenCookie = DefaultTokenCookie
+	}
+	if o.Tokens != nil || o.PublisherTokens != nil || o.SubscriberTokens != nil {
+		var dflt TokenVerifier = refuseAll{fmt.Errorf("%w: no key is configured for this role", ErrInvalidToken)}
+		if o.Tokens != nil {
+			dflt = o.Tokens
+		}
+		if o.PublisherTokens == nil {
+			o.PublisherTokens = dflt
+		}
+		if o.SubscriberTokens == nil {
+			o.SubscriberTokens = dflt
+		}
 	}
 	if o.Mercure.Cookie == "" {
 		o.Mercure.Cookie = DefaultMercureCookie

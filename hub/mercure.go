@@ -115,7 +115,8 @@ func (h *Hub) mercureAuthenticate(w http.ResponseWriter, r *http.Request, subscr
 	if !subscribe {
 		v = h.opts.Mercure.PublisherTokens
 	}
-	if v == nil && h.opts.Tokens == nil {
+	if v == nil && h.opts.PublisherTokens == nil { // the hub is open
+
 		return nil, true
 	}
 	tok, cookie, err := h.mercureToken(r)
@@ -129,7 +130,7 @@ func (h *Hub) mercureAuthenticate(w http.ResponseWriter, r *http.Request, subscr
 		err = errNoMercureKey
 	}
 	if v == nil {
-		v = refuseAll{}
+		v = refuseAll{errNoMercureKey}
 	}
 	g, ok := h.verify(w, r, v, tok, err, subscribe)
 	if !ok {
@@ -138,12 +139,11 @@ func (h *Hub) mercureAuthenticate(w http.ResponseWriter, r *http.Request, subscr
 	return g, ok
 }
 
-// refuseAll is the TokenVerifier of a role no key is configured for.
-type refuseAll struct{}
+// refuseAll is the TokenVerifier of a role no key is configured for:
+// it refuses every token.
+type refuseAll struct{ err error }
 
-func (refuseAll) Verify(ctx context.Context, token string) (*Grant, error) {
-	return nil, errNoMercureKey
-}
+func (v refuseAll) Verify(ctx context.Context, token string) (*Grant, error) { return nil, v.err }
 
 // sameOriginRequest reports whether r comes from a page of the hub's own
 // origin, by its Origin header or, without one, its Referer.

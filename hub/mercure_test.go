@@ -512,3 +512,40 @@ func TestPublishAPI(t *testing.T) {
 		t.Errorf("Publish() = %v; want ErrInvalidEvent", err)
 	}
 }
+
+func TestNativeRoleVerifiers(t *testing.T) {
+	pub := &hub.Grant{Subject: "p", Publish: []hub.Selector{mustNative(t, "**")}}
+	sub := &hub.Grant{Subject: "s", Publish: []hub.Selector{mustNative(t, "**")}, Subscribe: []hub.Selector{mustNative(t, "**")}}
+	th := newTestHub(t, &hub.Options{
+		PublisherTokens:  mapTokens{"p": pub},
+		SubscriberTokens: mapTokens{"s": sub},
+	}, nil)
+	post := func(tok string) int {
+		resp, _ := th.do(t, http.MethodPost, "/events", formHeader(bearer(tok)), "topic=a&data=x")
+		return resp.StatusCode
+	}
+	if got := post("p"); got != http.StatusOK {
+		t.Errorf("publish with the publisher's token: %d; want 200", got)
+	}
+	// The subscriber's token claims publish rights, but its key is not
+	// the publishers'.
+	if got := post("s"); got != http.StatusUnauthorized {
+		t.Errorf("publish with the subscriber's token: %d; want 401", got)
+	}
+	for tok, want := range map[string]int{"s": http.StatusOK, "p": http.StatusUnauthorized} {
+		resp := th.get(t, "/events?topic=a", bearer(tok))
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("subscribe with %q: %d; want %d", tok, resp.StatusCode, want)
+		}
+	}
+	// Only a publisher verifier: subscribers' tokens are refused, and
+	// anonymous subscribers served.
+	th2 := newTestHub(t, &hub.Options{PublisherTokens: mapTokens{"p": pub}}, nil)
+	if resp, body := th2.do(t, http.MethodGet, "/events?topic=a", bearer("p"), ""); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "no key") {
+		t.Errorf("subscribe with a token on a hub without a subscriber key: %d %s; want 401 saying so", resp.StatusCode, body)
+	}
+	if resp, body := th2.do(t, http.MethodPost, "/events", formHeader(nil), "topic=a&data=x"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous publish: %d %s; want 401", resp.StatusCode, body)
+	}
+}
