@@ -80,11 +80,12 @@ func appendRecord(dst []byte, rec *Record, d *dialect) ([]byte, error) {
 //     the subscriber back to the shard once the queue is empty.
 type subscriber struct {
 	// Set by newSubscriber and not changed after.
-	d        *dialect      // the front-end's: how IDs are shown, which private records it may receive
-	sels     []Selector    // all the selectors, for replay
-	patterns []Selector    // the ones with wildcards, matched during fan-out
-	max      int           // queue capacity, in frames
-	signal   chan struct{} // 1-slot: something was queued, or the subscription ended
+	subscriberID string        // the IRI that names it in Mercure's active subscriptions; "" when they are off
+	d            *dialect      // the front-end's: how IDs are shown, which private records it may receive
+	sels         []Selector    // all the selectors, for replay
+	patterns     []Selector    // the ones with wildcards, matched during fan-out
+	max          int           // queue capacity, in frames
+	signal       chan struct{} // 1-slot: something was queued, or the subscription ended
 
 	// seen is the position of the last record the fan-out considered for
 	// this subscriber, so that a record with several matching topics is
@@ -330,6 +331,9 @@ func (h *Hub) register(s *subscriber) (bool, error) {
 	}
 	h.streams++
 	h.m.subscriptions.Add(float64(len(s.sels)))
+	if s.subscriberID != "" {
+		h.active.started(s) // under h.mu: before its end, which unregister announces
+	}
 	if g := s.grant; g != nil && !g.Expires.IsZero() {
 		// Stopped by unregister. If the grant expires before the stream
 		// opens, the stream ends after its replay.
@@ -358,6 +362,9 @@ func (h *Hub) unregisterAll(subs []*subscriber) {
 			continue
 		}
 		s.unregistered = true
+		if s.subscriberID != "" {
+			h.active.ended(s) // lock order: h.mu, then the announcer's mu
+		}
 		if s.expiry != nil {
 			s.expiry.Stop()
 		}
@@ -440,6 +447,9 @@ func (h *Hub) fanout(recs []Record) error {
 	for i := range recs {
 		// Not held across the batch: registering waits at most for one
 		// record.
+		if h.active != nil {
+			h.active.apply(&recs[i])
+		}
 		h.mu.RLock()
 		d, e := h.fanoutRecordLocked(&recs[i])
 		h.mu.RUnlock()
@@ -475,6 +485,9 @@ func (h *Hub) fanoutRecord(rec *Record) {
 // the bytes. h.mu must be
 // held for reading.
 func (h *Hub) fanoutRecordLocked(rec *Record) (delivered, slowest int) {
+	if rec.Type == nodeEventType {
+		return 0, 0 // the hub's own, for its nodes only
+	}
 	var (
 		frames [numDialects]*frame // rec, as each dialect shows it
 		bad    bool

@@ -280,6 +280,8 @@ type Hub struct {
 	logger     *slog.Logger
 	m          *metrics
 	streamOpts ssehttp.Options
+	active     *activeSubs    // Mercure's active subscriptions; nil when off
+	subsMux    *http.ServeMux // routes the subscriptions API for ServeHTTP
 
 	// ctx is cancelled by Close: it ends every subscription and Run.
 	ctx    context.Context
@@ -400,6 +402,14 @@ func New(log Log, opts *Options) *Hub {
 		perClient: make(map[netip.Addr]int),
 		epoch:     time.Now(),
 	}
+	if o.Mercure.Subscriptions {
+		h.active = newActiveSubs(h)
+	}
+	hs := h.MercureSubscriptionsHandler()
+	h.subsMux = http.NewServeMux()
+	h.subsMux.Handle(subscriptionsPath, hs)
+	h.subsMux.Handle(subscriptionsPath+"/{topic}", hs)
+	h.subsMux.Handle(subscriptionsPath+"/{topic}/{subscriber}", hs)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h
 }
@@ -493,6 +503,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		tailMu.Unlock()
 	}
 	wg.Go(func() { h.sampleLag(ctx, &fanned, wentBack) })
+	if h.active != nil {
+		wg.Go(func() { h.active.run(ctx) })
+	}
 	defer func() {
 		h.setTailing(false)
 		h.stopRunning()
@@ -736,6 +749,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 //	GET  /readyz   readiness: 200 "ready" when Run is running and the Log answers, else 503
 //	GET  /.well-known/mercure  subscribe, in the Mercure protocol (see MercureHandler)
 //	POST /.well-known/mercure  publish, in the Mercure protocol
+//	GET  /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]  Mercure's subscriptions API (see MercureSubscriptionsHandler)
 //
 // Any other path is answered with 404, and any other method with 405,
 // both as application/problem+json.
@@ -770,6 +784,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/readyz":
 		h.serveReadyz(w, r)
 	default:
+		if _, pattern := h.subsMux.Handler(r); pattern != "" {
+			h.subsMux.ServeHTTP(w, r)
+			return
+		}
 		if !h.checkOrigin(w, r) {
 			return
 		}

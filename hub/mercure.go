@@ -172,6 +172,9 @@ func (h *Hub) serveMercureSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	s := newSubscriber(mercureDialect, sels, h.opts.QueueSize)
 	s.grant = grant
+	if h.active != nil {
+		s.subscriberID = newSubscriberID()
+	}
 	hd := w.Header()
 	hd.Set("Cache-Control", mercureCacheControl)
 	hd.Set("X-Accel-Buffering", "no")

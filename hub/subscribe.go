@@ -398,6 +398,9 @@ func (h *Hub) start(ctx context.Context, st streamWriter, s *subscriber, cur cur
 		if rec.Pos > last {
 			return false // past the floor: the queue has the rest
 		}
+		if rec.Type == nodeEventType {
+			return true
+		}
 		if !s.mayReceive(rec) {
 			return true
 		}
