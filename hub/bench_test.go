@@ -48,13 +48,22 @@ var benchRecord = Record{Topics: []string{"prices/acme"}, ID: "evt", Type: "pric
 // benchSubs registers n subscribers with selector sel on a running Hub,
 // each with a Stream to drain into.
 func benchSubs(b *testing.B, n int, sel string) (*Hub, []*subscriber, []*ssehttp.Stream) {
+	return benchSubsOf(b, nativeDialect, n, sel)
+}
+
+// benchSubsOf is benchSubs for subscribers of dialect d.
+func benchSubsOf(b *testing.B, d *dialect, n int, sel string) (*Hub, []*subscriber, []*ssehttp.Stream) {
 	// In-process subscribers have no address: the per-client limit would
 	// count them all as one client.
 	h := runningHub(b, &Options{QueueSize: 1024, Limits: Limits{MaxStreamsPerClient: -1}})
 	subs := make([]*subscriber, n)
 	streams := make([]*ssehttp.Stream, n)
 	for i := range subs {
-		subs[i] = newSubscriber(nativeDialect, mustSelectors(b, sel), 1024)
+		sels, err := h.lim.parseSelectors(d, []string{sel})
+		if err != nil {
+			b.Fatal(err)
+		}
+		subs[i] = newSubscriber(d, sels, 1024)
 		if ok, err := h.register(subs[i]); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
@@ -65,12 +74,23 @@ func benchSubs(b *testing.B, n int, sel string) (*Hub, []*subscriber, []*ssehttp
 
 // BenchmarkFanout delivers one event to every subscriber, exact or
 // pattern, and drains each queue into its Stream: push, signal, take, one
-// write and flush. ns/delivery is the cost per subscriber.
+// write and flush. ns/delivery is the cost per subscriber. The mercure
+// kinds are subscribers of the Mercure endpoint: an exact topic, a URI
+// template, and "*".
 func BenchmarkFanout(b *testing.B) {
-	for _, kind := range []struct{ name, sel string }{{"exact", "prices/acme"}, {"pattern", "prices/*"}} {
+	for _, kind := range []struct {
+		name, sel string
+		d         *dialect
+	}{
+		{"exact", "prices/acme", nativeDialect},
+		{"pattern", "prices/*", nativeDialect},
+		{"mercure-exact", "prices/acme", mercureDialect},
+		{"mercure-template", "prices/{symbol}", mercureDialect},
+		{"mercure-all", "*", mercureDialect},
+	} {
 		for _, n := range fanoutSizes {
 			b.Run(fmt.Sprintf("%s/%d", kind.name, n), func(b *testing.B) {
-				h, subs, streams := benchSubs(b, n, kind.sel)
+				h, subs, streams := benchSubsOf(b, kind.d, n, kind.sel)
 				spare := make([][]*frame, n)
 				rec := benchRecord
 				b.ReportAllocs()

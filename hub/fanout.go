@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -473,6 +474,34 @@ func (h *Hub) fanout(recs []Record) error {
 	return nil
 }
 
+// matchPatterns reports whether one of sels matches one of topics, the
+// topics of the record being fanned out. A URI template's answer is
+// kept in h.memo for the rest of the record: subscribers to the same
+// template share its compiled form, so it runs once per record, not
+// once per subscriber. Only the fan-out calls it.
+func (h *Hub) matchPatterns(sels []Selector, topics []string) bool {
+	for _, sel := range sels {
+		if sel.re == nil {
+			if MatchAny([]Selector{sel}, topics) {
+				return true
+			}
+			continue
+		}
+		m, ok := h.memo[sel.re]
+		if !ok {
+			m = MatchAny([]Selector{sel}, topics)
+			if h.memo == nil {
+				h.memo = make(map[*regexp.Regexp]bool)
+			}
+			h.memo[sel.re] = m
+		}
+		if m {
+			return true
+		}
+	}
+	return false
+}
+
 // fanoutRecord delivers one record, as fanout does.
 func (h *Hub) fanoutRecord(rec *Record) {
 	_ = h.fanout([]Record{*rec})
@@ -533,9 +562,12 @@ func (h *Hub) fanoutRecordLocked(rec *Record) (delivered, slowest int) {
 			deliver(s)
 		}
 	}
-	for _, s := range h.patterns {
-		if s.seen != rec.Pos && MatchAny(s.patterns, rec.Topics) {
-			deliver(s)
+	if len(h.patterns) > 0 {
+		clear(h.memo)
+		for _, s := range h.patterns {
+			if s.seen != rec.Pos && h.matchPatterns(s.patterns, rec.Topics) {
+				deliver(s)
+			}
 		}
 	}
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -295,6 +296,9 @@ type Hub struct {
 	// made ready, to be put on the shard's list at once at the end of the
 	// batch. It is owned by the fan-out, which runs on Run's goroutine.
 	pending []pendingShard
+	// memo holds, for the record being fanned out, whether each URI
+	// template matches it (see matchPatterns). Owned by the fan-out.
+	memo map[*regexp.Regexp]bool
 
 	// mu guards the fields below. Fan-out holds it for reading while it
 	// pushes one event to the matching subscribers; registering and
