@@ -202,9 +202,19 @@ type MercureOptions struct {
 
 	// Subscriptions turns on the active subscriptions of Mercure: a
 	// private update on every subscription's start and end, and the
-	// subscriptions API under /.well-known/mercure/subscriptions.
+	// subscriptions API under /.well-known/mercure/subscriptions (see
+	// MercureSubscriptionsHandler).
 	Subscriptions bool
+
+	// NodeHeartbeat is how often a node says, in the Log, that it is
+	// alive, while Subscriptions is on: a node not heard from for three
+	// heartbeats is taken for dead, and its subscriptions end. If zero,
+	// DefaultNodeHeartbeat (10s) is used.
+	NodeHeartbeat time.Duration
 }
+
+// DefaultNodeHeartbeat is the default MercureOptions.NodeHeartbeat.
+const DefaultNodeHeartbeat = 10 * time.Second
 
 // DefaultMercureCookie is the cookie Mercure clients carry their token in.
 const DefaultMercureCookie = "mercureAuthorization"
@@ -373,6 +383,9 @@ func New(log Log, opts *Options) *Hub {
 		if o.SubscriberTokens == nil {
 			o.SubscriberTokens = dflt
 		}
+	}
+	if o.Mercure.NodeHeartbeat <= 0 {
+		o.Mercure.NodeHeartbeat = DefaultNodeHeartbeat
 	}
 	if o.Mercure.Cookie == "" {
 		o.Mercure.Cookie = DefaultMercureCookie

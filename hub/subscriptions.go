@@ -33,9 +33,9 @@ import (
 //   - Each node appends a node record (type ssehub-node, never delivered
 //     to a subscriber) when it starts ("sync": every other node answers
 //     with a "snapshot" of its subscriptions, so the new node knows them
-//     all), every nodeHeartbeat ("heartbeat"), and when it stops ("bye",
+//     all), every MercureOptions.NodeHeartbeat ("heartbeat"), and when it stops ("bye",
 //     after an end update for each of its subscriptions).
-//   - A node not heard from for nodeDeadAfter is dead: its subscriptions
+//   - A node not heard from for three heartbeats is dead: its subscriptions
 //     disappear from the API, and an end update is published for each,
 //     once, whichever nodes notice (the updates' IDs are derived from
 //     the dead node's, so the Log refuses the second copy).
@@ -57,15 +57,6 @@ const (
 	// is failing; past it, it drops them and sends a snapshot instead
 	// once the Log is back.
 	maxAnnounceQueue = 10000
-)
-
-// Timing of the active subscriptions; tests shorten them (export_test.go).
-var (
-	nodeHeartbeat = 10 * time.Second
-	nodeDeadAfter = 30 * time.Second
-	// syncGrace is how long after its own sync record a node waits for
-	// the others' snapshots before it answers the subscriptions API.
-	syncGrace = time.Second
 )
 
 // A subscriptionDoc is a Subscription, in Mercure's JSON-LD.
@@ -125,9 +116,11 @@ func newActiveSubs(h *Hub) *activeSubs {
 	return &activeSubs{
 		h:         h,
 		node:      node,
-		heartbeat: nodeHeartbeat,
-		deadAfter: nodeDeadAfter,
-		grace:     syncGrace,
+		heartbeat: h.opts.Mercure.NodeHeartbeat,
+		deadAfter: 3 * h.opts.Mercure.NodeHeartbeat,
+		// How long after its own sync record a node waits for the
+		// others' snapshots before it answers the subscriptions API.
+		grace:     min(h.opts.Mercure.NodeHeartbeat/2, time.Second),
 		nodeTopic: nodesTopic + node,
 		wake:      make(chan struct{}, 1),
 		current:   make(map[string]subscriptionDoc),
@@ -275,7 +268,7 @@ func (a *activeSubs) sendSnapshot(ctx context.Context) {
 	}
 }
 
-// sweep forgets the nodes not heard from for nodeDeadAfter, and
+// sweep forgets the nodes not heard from for a.deadAfter, and
 // publishes an end update for each of their subscriptions.
 func (a *activeSubs) sweep(ctx context.Context) {
 	now := time.Now()
@@ -480,7 +473,7 @@ func (a *activeSubs) wakeUp() {
 }
 
 // synced reports whether the view is complete: this node's sync record
-// came back syncGrace ago.
+// came back a.grace ago.
 func (a *activeSubs) synced() bool {
 	a.vmu.RLock()
 	defer a.vmu.RUnlock()

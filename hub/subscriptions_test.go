@@ -39,12 +39,9 @@ type subsCollection struct {
 	Subscriptions []subsDoc `json:"subscriptions"`
 }
 
-// fastNodes shortens the timing of the active subscriptions for the
-// test.
-func fastNodes(t *testing.T) {
-	t.Helper()
-	t.Cleanup(hub.SetNodeTiming(50*time.Millisecond, 400*time.Millisecond, 100*time.Millisecond))
-}
+// fastHeartbeat is the tests' MercureOptions.NodeHeartbeat: a silent
+// node is dead after 150ms.
+const fastHeartbeat = 50 * time.Millisecond
 
 // subsGet GETs the subscriptions API at path and decodes a 200 answer
 // into v; it returns the response.
@@ -76,9 +73,9 @@ func (th *testHub) waitSubs(t *testing.T, header http.Header, want int) subsColl
 }
 
 func TestMercureSubscriptions(t *testing.T) {
-	fastNodes(t)
 	th := newTestHub(t, &hub.Options{Mercure: hub.MercureOptions{
 		Subscriptions:    true,
+		NodeHeartbeat:    fastHeartbeat,
 		SubscriberTokens: mapTokens{"admin": {Subject: "admin", Subscribe: mercureSels(t, subsTemplate)}},
 	}}, nil)
 	admin := bearer("admin")
@@ -180,10 +177,10 @@ func TestMercureSubscriptions(t *testing.T) {
 }
 
 func TestMercureSubscriptionsAuth(t *testing.T) {
-	fastNodes(t)
 	payload := json.RawMessage(`{"user":"alice"}`)
 	th := newTestHub(t, &hub.Options{Mercure: hub.MercureOptions{
 		Subscriptions: true,
+		NodeHeartbeat: fastHeartbeat,
 		SubscriberTokens: mapTokens{
 			"admin": {Subject: "admin", Subscribe: mercureSels(t, subsTemplate)},
 			"alice": {Subject: "alice", Subscribe: mercureSels(t, books), Payload: payload},
@@ -239,11 +236,12 @@ func TestMercureSubscriptionsAuth(t *testing.T) {
 // goes silent is forgotten within the dead time, and the end of each of
 // its subscriptions is published once.
 func TestMercureSubscriptionsCluster(t *testing.T) {
-	fastNodes(t)
 	ms := memstore.New()
 	t.Cleanup(func() { ms.Close() })
 	silent := &failLog{Store: ms}
-	opts := func() *hub.Options { return &hub.Options{Mercure: hub.MercureOptions{Subscriptions: true}} }
+	opts := func() *hub.Options {
+		return &hub.Options{Mercure: hub.MercureOptions{Subscriptions: true, NodeHeartbeat: fastHeartbeat}}
+	}
 	a := newTestHub(t, opts(), silent)
 	b := newTestHub(t, opts(), ms)
 
@@ -264,7 +262,7 @@ func TestMercureSubscriptionsCluster(t *testing.T) {
 	b.waitSubs(t, nil, 1)
 	c.waitSubs(t, nil, 1)
 	if d := time.Since(t0); d > 5*time.Second {
-		t.Errorf("a silent node's subscriptions took %v to go; want about 400ms", d)
+		t.Errorf("a silent node's subscriptions took %v to go; want about 150ms", d)
 	}
 	// The end of each was published once, though two nodes noticed.
 	// Wait until both have gone through their sweeps: a node appends a
