@@ -18,7 +18,18 @@
 // Ed25519 key EdDSA. So "alg": "none" is never accepted, and a token cannot
 // make the verifier use a public key as an HMAC secret.
 //
-// Verify requires exp, and checks nbf and iat (not in the future) with a
-// leeway, and aud and iss when configured. Mint signs development tokens,
-// as "ssehub token" does.
+// A Verifier of Config.Claim ClaimMercure reads Mercure's claim instead,
+// for the Mercure endpoint, with Mercure's selectors (see
+// hub.ParseMercureSelector) and a payload kept verbatim:
+//
+//	{"exp": 1767225600,
+//	 "mercure": {"publish": ["https://example.com/books/{id}"],
+//	             "subscribe": ["*"], "payload": {"user": "42"}}}
+//
+// WithClaim derives from a Verifier one that reads the other claim with
+// the same keys, so that both endpoints share one key set.
+//
+// Verify requires exp (unless Config.AllowNoExp), and checks exp, nbf and
+// iat (not in the future) with a leeway, and aud and iss when configured.
+// Mint signs development tokens, as "ssehub token" does.
 package jwtauth

@@ -49,3 +49,34 @@ func ExampleVerifier_Verify_expired() {
 	// Output:
 	// hub: invalid token: expired
 }
+
+// One set of keys, two claims: the native endpoint reads the ssehub claim,
+// the Mercure endpoint the mercure claim, whose payload is kept as it is.
+func ExampleVerifier_WithClaim() {
+	secret := []byte("a development secret, 32 bytes+!")
+	native, err := jwtauth.New(context.Background(), jwtauth.Config{Secret: secret})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	mercure := native.WithClaim(jwtauth.ClaimMercure, true) // tokens without exp too
+	token, _ := jwtauth.Mint(secret, jwtauth.Claims{
+		Claim:     jwtauth.ClaimMercure,
+		NoExp:     true,
+		Subscribe: []string{"https://example.com/books/{id}"},
+		Payload:   []byte(`{"user":"42"}`),
+	})
+	g, err := mercure.Verify(context.Background(), token)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(g.Subscribe, string(g.Payload), g.Expires.IsZero())
+	fmt.Println(g.Subscribe[0].Match("https://example.com/books/1"))
+	_, err = native.Verify(context.Background(), token)
+	fmt.Println(err)
+	// Output:
+	// [https://example.com/books/{id}] {"user":"42"} true
+	// true
+	// hub: invalid token: no exp claim
+}

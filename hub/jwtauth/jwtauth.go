@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,16 +80,63 @@ type Config struct {
 
 	// Logger receives failed JWKS fetches. If nil, nothing is logged.
 	Logger *slog.Logger
+
+	// Claim is the claim Verify reads grants from. The zero value is
+	// ClaimSSEHub. Any other claim of the token is ignored.
+	Claim Claim
+
+	// AllowNoExp accepts a token without exp, whose grant never expires
+	// (Grant.Expires is zero). By default such a token is refused, and
+	// better so: a leaked token without exp grants its topics for as long
+	// as its key is trusted. Mercure's static tokens often lack exp. An
+	// exp that is present is checked all the same.
+	AllowNoExp bool
+}
+
+// A Claim names the claim of a token that a Verifier reads grants from.
+type Claim int
+
+const (
+	// ClaimSSEHub is the "ssehub" claim of the native endpoint:
+	// {"publish": [SEL...], "subscribe": [SEL...]}, selectors of
+	// hub.ParseSelector.
+	ClaimSSEHub Claim = iota
+
+	// ClaimMercure is Mercure's "mercure" claim: {"publish": [SEL...],
+	// "subscribe": [SEL...], "payload": any}, selectors of
+	// hub.ParseMercureSelector. It is also read under the key
+	// "https://mercure.rocks/", which wins when both are present, as in
+	// the released Mercure hub. The payload, any JSON value, is kept
+	// verbatim in Grant.Payload.
+	ClaimMercure
+)
+
+// String returns the claim's name in a token: "ssehub" or "mercure".
+func (c Claim) String() string {
+	switch c {
+	case ClaimSSEHub:
+		return "ssehub"
+	case ClaimMercure:
+		return "mercure"
+	}
+	return fmt.Sprintf("Claim(%d)", int(c))
 }
 
 // A Verifier checks tokens against the keys of a Config. It is safe for
-// concurrent use. The zero value is not usable; call New.
+// concurrent use. The zero value is not usable; call New, or WithClaim
+// on another Verifier.
 type Verifier struct {
-	static   []key          // from Secret and PublicKeys
-	jwks     jwkset.Storage // nil without JWKSURL
-	parser   *jwt.Parser
+	// Shared by the Verifiers of WithClaim, and never modified after New.
+	static   []key              // from Secret and PublicKeys
+	jwks     jwkset.Storage     // nil without JWKSURL
+	opts     []jwt.ParserOption // every parser option but the exp rule
 	audience string
 	issuer   string
+
+	// Each Verifier's own.
+	claim      Claim
+	allowNoExp bool
+	parser     *jwt.Parser // opts, with exp required unless allowNoExp
 }
 
 var _ hub.TokenVerifier = (*Verifier)(nil)
@@ -97,7 +145,10 @@ var _ hub.TokenVerifier = (*Verifier)(nil)
 // before returning, and refreshes it in a goroutine that runs until ctx is
 // done; cancel ctx when the Verifier is no longer used.
 func New(ctx context.Context, c Config) (*Verifier, error) {
-	v := &Verifier{audience: c.Audience, issuer: c.Issuer}
+	if c.Claim != ClaimSSEHub && c.Claim != ClaimMercure {
+		return nil, fmt.Errorf("jwtauth: unknown %v", c.Claim)
+	}
+	v := &Verifier{audience: c.Audience, issuer: c.Issuer, claim: c.Claim, allowNoExp: c.AllowNoExp}
 	var algs []string
 	if c.Secret != nil {
 		if len(c.Secret) < MinSecretLen {
@@ -148,50 +199,78 @@ func New(ctx context.Context, c Config) (*Verifier, error) {
 	if leeway == 0 {
 		leeway = DefaultLeeway
 	}
-	opts := []jwt.ParserOption{
+	v.opts = []jwt.ParserOption{
 		jwt.WithValidMethods(slices.Compact(algs)),
-		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(max(leeway, 0)),
 	}
 	if c.Audience != "" {
-		opts = append(opts, jwt.WithAudience(c.Audience))
+		v.opts = append(v.opts, jwt.WithAudience(c.Audience))
 	}
 	if c.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(c.Issuer))
+		v.opts = append(v.opts, jwt.WithIssuer(c.Issuer))
 	}
-	v.parser = jwt.NewParser(opts...)
+	v.parser = newParser(v.opts, v.allowNoExp)
 	return v, nil
 }
 
-// Verify checks token's signature and claims and returns what its ssehub
-// claim grants: Subject is its sub, Expires its exp, and Key its jti or,
-// without one, a hash of the token.
+// newParser returns a parser with opts, which requires exp unless
+// allowNoExp.
+func newParser(opts []jwt.ParserOption, allowNoExp bool) *jwt.Parser {
+	if !allowNoExp {
+		opts = append(opts[:len(opts):len(opts)], jwt.WithExpirationRequired())
+	}
+	return jwt.NewParser(opts...)
+}
+
+// WithClaim returns a Verifier that reads grants from claim, and accepts
+// tokens without exp if allowNoExp, but otherwise is v: it trusts the same
+// keys, shares v's key set (one JWKS URL is fetched and refreshed once,
+// until the context given to New is done), and requires the same
+// audience, issuer and leeway. v is unchanged. It is cheap, so that one
+// set of keys can serve two endpoints that read different claims. It
+// panics on an unknown claim.
+func (v *Verifier) WithClaim(claim Claim, allowNoExp bool) *Verifier {
+	if claim != ClaimSSEHub && claim != ClaimMercure {
+		panic("jwtauth: WithClaim: unknown " + claim.String())
+	}
+	w := *v
+	w.claim, w.allowNoExp = claim, allowNoExp
+	w.parser = newParser(v.opts, allowNoExp)
+	return &w
+}
+
+// Verify checks token's signature and claims and returns what the claim
+// of its Config grants (see Claim): Subject is its sub, Expires its exp
+// (zero without one, if AllowNoExp), Key its jti or, without one, a hash
+// of the token, and Payload, from the mercure claim only, its payload.
 //
 // A refused token gives an error wrapping hub.ErrInvalidToken whose text
 // says why in a few words, never with key material, so that it can be
 // shown to the client. An error that is not the token's fault (no key has
 // been fetched yet, ctx is done) does not wrap hub.ErrInvalidToken.
 func (v *Verifier) Verify(ctx context.Context, token string) (*hub.Grant, error) {
-	var c claims
-	t, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+	var c grantClaims = &claims{}
+	if v.claim == ClaimMercure {
+		c = &mercureClaims{}
+	}
+	t, err := v.parser.ParseWithClaims(token, c, func(t *jwt.Token) (any, error) {
 		return v.keyFor(ctx, t)
 	})
+	rc := c.registered()
 	if err != nil {
-		return nil, v.refusal(ctx, t, &c, err)
+		return nil, v.refusal(ctx, t, rc, err)
 	}
-	g := &hub.Grant{Subject: c.Subject, Key: c.ID, Expires: c.ExpiresAt.Time}
+	g := &hub.Grant{Subject: rc.Subject, Key: rc.ID}
+	if rc.ExpiresAt != nil {
+		g.Expires = rc.ExpiresAt.Time
+	}
 	if g.Key == "" {
 		sum := sha256.Sum256([]byte(token))
 		g.Key = hex.EncodeToString(sum[:8])
 	}
-	if c.SSEHub != nil {
-		if g.Publish, err = parseSelectors("publish", c.SSEHub.Publish); err != nil {
-			return nil, err
-		}
-		if g.Subscribe, err = parseSelectors("subscribe", c.SSEHub.Subscribe); err != nil {
-			return nil, err
-		}
+	if err := c.grant(g); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -261,7 +340,7 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 }
 
 // refusal turns an error of the parser into what Verify returns.
-func (v *Verifier) refusal(ctx context.Context, t *jwt.Token, c *claims, err error) error {
+func (v *Verifier) refusal(ctx context.Context, t *jwt.Token, c *jwt.RegisteredClaims, err error) error {
 	var r refusal
 	switch {
 	case errors.As(err, &r):
@@ -282,7 +361,7 @@ func (v *Verifier) refusal(ctx context.Context, t *jwt.Token, c *claims, err err
 			return refusef("no key for algorithm %s", t.Method.Alg())
 		}
 		return refusef("bad signature")
-	case c.ExpiresAt == nil:
+	case c.ExpiresAt == nil && !v.allowNoExp:
 		return refusef("no exp claim")
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return refusef("expired")
@@ -315,11 +394,12 @@ func (v *Verifier) allows(alg string) bool {
 	return false
 }
 
-// parseSelectors parses the selectors of the claim's field name.
-func parseSelectors(name string, ss []string) ([]hub.Selector, error) {
+// parseSelectors parses the selectors of the claim's field name with
+// parse.
+func parseSelectors(name string, ss []string, parse func(string) (hub.Selector, error)) ([]hub.Selector, error) {
 	sels := make([]hub.Selector, 0, len(ss))
 	for _, s := range ss {
-		sel, err := hub.ParseSelector(s)
+		sel, err := parse(s)
 		if err != nil {
 			if len(s) > 64 {
 				s = s[:64] + "..."
@@ -339,7 +419,16 @@ func refusef(format string, a ...any) refusal { return refusal(fmt.Sprintf(forma
 func (r refusal) Error() string { return hub.ErrInvalidToken.Error() + ": " + string(r) }
 func (r refusal) Unwrap() error { return hub.ErrInvalidToken }
 
-// claims are the claims of an ssehub token.
+// grantClaims are the claims of a token as one Claim reads them: the
+// registered claims, and the claim that grants topics, which is all that
+// is decoded of it (another Claim's is ignored, even malformed).
+type grantClaims interface {
+	jwt.Claims
+	registered() *jwt.RegisteredClaims
+	grant(g *hub.Grant) error // sets what the claim grants in g
+}
+
+// claims are the claims of an ssehub token (ClaimSSEHub).
 type claims struct {
 	jwt.RegisteredClaims
 	SSEHub *grantClaim `json:"ssehub,omitempty"`
@@ -349,4 +438,59 @@ type claims struct {
 type grantClaim struct {
 	Publish   []string `json:"publish,omitempty"`
 	Subscribe []string `json:"subscribe,omitempty"`
+}
+
+func (c *claims) registered() *jwt.RegisteredClaims { return &c.RegisteredClaims }
+
+func (c *claims) grant(g *hub.Grant) error {
+	if c.SSEHub == nil {
+		return nil
+	}
+	var err error
+	if g.Publish, err = parseSelectors("publish", c.SSEHub.Publish, hub.ParseSelector); err != nil {
+		return err
+	}
+	g.Subscribe, err = parseSelectors("subscribe", c.SSEHub.Subscribe, hub.ParseSelector)
+	return err
+}
+
+// mercureNamespace is the key under which the released Mercure hub also
+// reads the mercure claim, and which wins there.
+const mercureNamespace = "https://mercure.rocks/"
+
+// mercureClaims are the claims of a Mercure token (ClaimMercure).
+type mercureClaims struct {
+	jwt.RegisteredClaims
+	Mercure    *mercureClaim `json:"mercure,omitempty"`
+	Namespaced *mercureClaim `json:"https://mercure.rocks/,omitempty"` // mercureNamespace
+}
+
+// mercureClaim is the "mercure" claim.
+type mercureClaim struct {
+	Publish   []string        `json:"publish,omitempty"`
+	Subscribe []string        `json:"subscribe,omitempty"`
+	Payload   json.RawMessage `json:"payload,omitempty"`
+}
+
+func (c *mercureClaims) registered() *jwt.RegisteredClaims { return &c.RegisteredClaims }
+
+func (c *mercureClaims) grant(g *hub.Grant) error {
+	m := c.Mercure
+	if c.Namespaced != nil {
+		m = c.Namespaced
+	}
+	if m == nil {
+		return nil
+	}
+	var err error
+	if g.Publish, err = parseSelectors("publish", m.Publish, hub.ParseMercureSelector); err != nil {
+		return err
+	}
+	if g.Subscribe, err = parseSelectors("subscribe", m.Subscribe, hub.ParseMercureSelector); err != nil {
+		return err
+	}
+	if len(m.Payload) > 0 && string(m.Payload) != "null" {
+		g.Payload = m.Payload // decoding copied it out of the token
+	}
+	return nil
 }

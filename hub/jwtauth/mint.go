@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -16,7 +17,7 @@ import (
 )
 
 // Claims are what Mint puts in a token. The zero value is not mintable:
-// Expires is required.
+// Expires is required, unless NoExp.
 type Claims struct {
 	Subject  string // sub, omitted if empty
 	Audience string // aud, omitted if empty
@@ -25,12 +26,26 @@ type Claims struct {
 
 	IssuedAt  time.Time // iat; if zero, the current time
 	NotBefore time.Time // nbf, omitted if zero
-	Expires   time.Time // exp, required: Verify refuses a token without it
+	Expires   time.Time // exp, required unless NoExp
 
-	// Publish and Subscribe are the selectors of the ssehub claim. Each
-	// must parse with hub.ParseSelector.
+	// NoExp mints a token without exp, which only a Verifier with
+	// Config.AllowNoExp accepts, and which never expires: for Mercure
+	// clients that need one. Expires must then be zero.
+	NoExp bool
+
+	// Claim is the claim Publish, Subscribe and Payload go in. The zero
+	// value is ClaimSSEHub.
+	Claim Claim
+
+	// Publish and Subscribe are the selectors of the claim. Each must
+	// parse with hub.ParseSelector, or hub.ParseMercureSelector for
+	// ClaimMercure.
 	Publish   []string
 	Subscribe []string
+
+	// Payload is the payload of the mercure claim, a JSON value; omitted
+	// if nil. Only ClaimMercure has one.
+	Payload json.RawMessage
 
 	// KeyID is the kid header, which selects a key of a verifier's key
 	// set; omitted if empty.
@@ -66,11 +81,24 @@ func Mint(key any, c Claims) (string, error) {
 	default:
 		return "", fmt.Errorf("jwtauth: cannot sign with a %T", key)
 	}
-	if c.Expires.IsZero() {
-		return "", errors.New("jwtauth: no expiry: a token without exp is refused")
+	switch {
+	case c.NoExp && !c.Expires.IsZero():
+		return "", errors.New("jwtauth: NoExp with an expiry: give one or the other")
+	case !c.NoExp && c.Expires.IsZero():
+		return "", errors.New("jwtauth: no expiry: a token without exp is refused unless the verifier allows it (NoExp)")
+	case c.Claim != ClaimSSEHub && c.Claim != ClaimMercure:
+		return "", fmt.Errorf("jwtauth: unknown %v", c.Claim)
+	case c.Payload != nil && c.Claim != ClaimMercure:
+		return "", errors.New("jwtauth: a payload goes in the mercure claim only")
+	case c.Payload != nil && !json.Valid(c.Payload):
+		return "", errors.New("jwtauth: the payload is not JSON")
+	}
+	parse := hub.ParseSelector
+	if c.Claim == ClaimMercure {
+		parse = hub.ParseMercureSelector
 	}
 	for _, s := range append(c.Publish[:len(c.Publish):len(c.Publish)], c.Subscribe...) {
-		if _, err := hub.ParseSelector(s); err != nil {
+		if _, err := parse(s); err != nil {
 			return "", fmt.Errorf("jwtauth: %w", err)
 		}
 	}
@@ -78,21 +106,30 @@ func Mint(key any, c Claims) (string, error) {
 	if iat.IsZero() {
 		iat = time.Now()
 	}
-	tc := claims{RegisteredClaims: jwt.RegisteredClaims{
-		Subject:   c.Subject,
-		Issuer:    c.Issuer,
-		ID:        c.ID,
-		IssuedAt:  jwt.NewNumericDate(iat),
-		ExpiresAt: jwt.NewNumericDate(c.Expires),
-	}}
+	rc := jwt.RegisteredClaims{
+		Subject:  c.Subject,
+		Issuer:   c.Issuer,
+		ID:       c.ID,
+		IssuedAt: jwt.NewNumericDate(iat),
+	}
+	if !c.NoExp {
+		rc.ExpiresAt = jwt.NewNumericDate(c.Expires)
+	}
 	if c.Audience != "" {
-		tc.Audience = jwt.ClaimStrings{c.Audience}
+		rc.Audience = jwt.ClaimStrings{c.Audience}
 	}
 	if !c.NotBefore.IsZero() {
-		tc.NotBefore = jwt.NewNumericDate(c.NotBefore)
+		rc.NotBefore = jwt.NewNumericDate(c.NotBefore)
 	}
-	if len(c.Publish) > 0 || len(c.Subscribe) > 0 {
-		tc.SSEHub = &grantClaim{Publish: c.Publish, Subscribe: c.Subscribe}
+	granted := len(c.Publish) > 0 || len(c.Subscribe) > 0
+	var tc jwt.Claims
+	switch {
+	case c.Claim == ClaimMercure && (granted || c.Payload != nil):
+		tc = mercureClaims{RegisteredClaims: rc, Mercure: &mercureClaim{Publish: c.Publish, Subscribe: c.Subscribe, Payload: c.Payload}}
+	case c.Claim == ClaimSSEHub && granted:
+		tc = claims{RegisteredClaims: rc, SSEHub: &grantClaim{Publish: c.Publish, Subscribe: c.Subscribe}}
+	default:
+		tc = rc
 	}
 	t := jwt.NewWithClaims(method, tc)
 	if c.KeyID != "" {

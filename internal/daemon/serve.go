@@ -47,11 +47,27 @@ Examples:
     --tls-cert /etc/ssehub/cert.pem --tls-key /etc/ssehub/key.pem \
     --cors-origins https://app.example.com --data-dir /var/lib/ssehub
 
-With no signing key (` + keyFlags + `)
-the hub runs open: anyone who can reach it may publish and subscribe. So
-it listens only on a loopback address, unless --insecure-open says
-otherwise. With a key, publishing needs a token, and private events need
-one to be received.
+With no signing key the hub runs open: anyone who can reach it may
+publish and subscribe. So it listens only on a loopback address, unless
+--insecure-open says otherwise. With a key (--jwt-secret-file,
+--jwt-public-key, --jwks-url), publishing needs a token, and private
+events need one to be received. Publishers and subscribers may have keys
+apart (--jwt-publisher-secret-file and --jwt-subscriber-secret-file, and
+the same split for public keys and JWKS): a role's own keys replace the
+shared ones for that role, so a token signed with a subscriber's key can
+never publish.
+
+The Mercure endpoint, /.well-known/mercure, serves Mercure's clients
+(draft-dunglas-mercure-07: Symfony, API Platform) on the same hub, and
+an event published on either endpoint reaches the subscribers of both.
+It reads the mercure claim of tokens signed with the same keys. Mercure
+clients often hold static tokens without exp, which are refused unless
+--mercure-allow-no-exp; but such a token never expires, so a leaked one
+grants its topics until its key is changed.
+
+  ssehub serve --addr :443 --tls-cert cert.pem --tls-key key.pem \
+    --jwt-publisher-secret-file /etc/ssehub/publisher-secret \
+    --jwt-subscriber-secret-file /etc/ssehub/subscriber-secret
 
 With --store redis (--redis-url) or --store nats (--nats-url), several
 nodes share one history: run them behind any load balancer, without
@@ -73,8 +89,12 @@ A limit of 0 means the hub's default, given in parentheses.
 Flags:
 `
 
-// keyFlags are the flags that configure a signing key.
-const keyFlags = "--jwt-secret, --jwt-secret-file, --jwt-public-key or --jwks-url"
+// sharedKeyFlags are the flags that configure a signing key of both
+// roles, and keyFlags all those that configure a signing key.
+const (
+	sharedKeyFlags = "--jwt-secret, --jwt-secret-file, --jwt-public-key or --jwks-url"
+	keyFlags       = sharedKeyFlags + ", or keys per role: --jwt-publisher-*, --jwt-subscriber-*, --jwks-publisher-url, --jwks-subscriber-url"
+)
 
 // serveConfig is the validated configuration of "ssehub serve".
 type serveConfig struct {
@@ -95,6 +115,9 @@ type serveConfig struct {
 	tokenQuery   bool
 	noAnonymous  bool
 	insecureOpen bool // listen beyond loopback with no key
+
+	mercureCookie        string // empty means hub.DefaultMercureCookie
+	mercureSubscriptions bool
 
 	corsOrigins []string // serialized as browsers send them, no duplicates
 	corsMaxAge  time.Duration
@@ -142,6 +165,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	fs.BoolVar(&c.tokenQuery, "token-query", false, "accept a subscriber's token in the access_token query parameter (it leaks into proxy logs)")
 	fs.BoolVar(&c.noAnonymous, "no-anonymous", false, "refuse subscribers without a token (needs a key)")
 	fs.BoolVar(&c.insecureOpen, "insecure-open", false, "with no key, listen on a non-loopback address anyway: anyone who can reach the hub may publish")
+	fs.StringVar(&c.mercureCookie, "mercure-cookie", hub.DefaultMercureCookie, "cookie `name` a Mercure client's token may be in")
+	fs.BoolVar(&c.mercureSubscriptions, "mercure-subscriptions", false, "serve Mercure's active subscriptions: a private update on every subscription's start and end, and the API under /.well-known/mercure/subscriptions")
 	fs.Func("cors-origins", "comma-separated `origins` (https://app.example.com) whose pages may subscribe and publish with credentials; no *", func(s string) error {
 		return addOrigins(&c.corsOrigins, s)
 	})
@@ -206,6 +231,10 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 		return fail("--token-cookie %q is not a cookie name (letters, digits and !#$%%&'*+-.^_`|~ only)", c.tokenCookie)
 	case c.noAnonymous && !c.jwt.configured():
 		return fail("--no-anonymous needs a key (%s): without one there are no tokens", keyFlags)
+	case c.jwt.mercureAllowNoExp && !c.jwt.configured():
+		return fail("--mercure-allow-no-exp needs a key (%s): without one no token is checked, with or without exp", keyFlags)
+	case c.mercureCookie != "" && (&http.Cookie{Name: c.mercureCookie, Value: "v"}).Valid() != nil:
+		return fail("--mercure-cookie %q is not a cookie name (letters, digits and !#$%%&'*+-.^_`|~ only)", c.mercureCookie)
 	case c.corsMaxAge < 0:
 		return fail("--cors-max-age must not be negative")
 	case c.maxBody < 0:
@@ -480,7 +509,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	authCtx, stopAuth := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAuth()
 	stopEarly := context.AfterFunc(ctx, stopAuth)
-	tokens, releaseTokens, err := c.jwt.verifier(authCtx, logger)
+	tokens, releaseTokens, err := c.jwt.verifiers(authCtx, logger)
 	stopEarly()
 	if err != nil {
 		closeListeners()
@@ -501,7 +530,14 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 		node = defaultNodeName(ln.Addr())
 	}
 	mux.Handle("/", web.NewHandler(&web.Options{TokenCookie: cmp.Or(c.tokenCookie, hub.DefaultTokenCookie), Node: node}))
-	mux.Handle("/events", h.EventsHandler())
+	events := h.EventsHandler()
+	if tokens.split() {
+		events = withRole(events) // for tokens.native
+	}
+	mux.Handle("/events", events)
+	mux.Handle(hub.MercurePath, h.MercureHandler())
+	// The subscriptions API (--mercure-subscriptions) will be mounted
+	// here, at hub.MercurePath + "/subscriptions" and below.
 	mux.Handle("/healthz", h.HealthHandler())
 	mux.Handle("/readyz", h.ReadyHandler())
 	metrics := http.NewServeMux()
@@ -543,7 +579,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	}
 
 	auth := "off"
-	if tokens != nil {
+	if tokens.native != nil {
 		auth = "on"
 	}
 	cors := "none"
@@ -560,7 +596,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	start = append(start, "node", node)
 	start = append(start, "retention_count", c.retention.MaxCount, "retention_age", c.retention.MaxAge, "retention_interval", c.trimEvery)
 	logger.Info("ssehub serving", start...)
-	if tokens == nil && c.insecureOpen {
+	if tokens.native == nil && c.insecureOpen {
 		logger.Warn("--insecure-open: the hub has no signing key, so anyone who can reach it can publish and subscribe; configure "+keyFlags,
 			"addr", ln.Addr().String())
 	}
@@ -608,24 +644,32 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	return failure
 }
 
-// hubOptions returns the hub.Options of c.
-func hubOptions(c serveConfig, tokens hub.TokenVerifier, logger *slog.Logger, reg prometheus.Registerer) *hub.Options {
-	return &hub.Options{
+// hubOptions returns the hub.Options of c, with the verifiers of its
+// keys.
+func hubOptions(c serveConfig, tokens tokenVerifiers, logger *slog.Logger, reg prometheus.Registerer) *hub.Options {
+	o := &hub.Options{
 		Retry:          c.retry,
 		Heartbeat:      c.heartbeat,
 		QueueSize:      c.queueSize,
 		MaxBodyBytes:   c.maxBody,
-		Tokens:         tokens,
+		Tokens:         tokens.native,
 		TokenCookie:    c.tokenCookie,
 		TokenQuery:     c.tokenQuery,
 		NoAnonymous:    c.noAnonymous,
 		CORSOrigins:    c.corsOrigins,
 		CORSMaxAge:     c.corsMaxAge,
 		Limits:         c.limits,
+		Mercure:        hub.MercureOptions{Cookie: c.mercureCookie, Subscriptions: c.mercureSubscriptions},
 		TrustedProxies: c.trustedProxies,
 		Logger:         logger,
 		Registerer:     reg,
 	}
+	// Never a nil *Verifier in an interface: the hub would take it for one.
+	if tokens.mercurePublish != nil {
+		o.Mercure.PublisherTokens = tokens.mercurePublish
+		o.Mercure.SubscriberTokens = tokens.mercureSubscribe
+	}
+	return o
 }
 
 // newServer returns the http.Server of c for handler: HTTPS with HTTP/2

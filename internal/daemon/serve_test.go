@@ -35,6 +35,7 @@ func TestServeFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.pem")
+	pubSecret, subSecret, shortSecret := secretFile(t, publisherSecret), secretFile(t, subscriberSecret), secretFile(t, "tiny-secret\n")
 	tests := []struct {
 		name string
 		args []string
@@ -127,6 +128,26 @@ func TestServeFlags(t *testing.T) {
 		{"bad cookie name", []string{"serve", "--token-cookie", "my token"}, nil, "--token-cookie"},
 		{"open without the flag", []string{"serve", "--addr", "0.0.0.0:0"}, nil, "--insecure-open"},
 
+		// Keys per role, and the Mercure endpoint.
+		{"publisher key, subscribers none", []string{"serve", "--jwt-publisher-secret-file", pubSecret}, nil,
+			"publishers have keys of their own but subscribers have none: give subscribers theirs (--jwt-subscriber-secret-file, --jwt-subscriber-public-key or --jwks-subscriber-url) or shared keys"},
+		{"subscriber key from env, publishers none", []string{"serve", "--addr", "0.0.0.0:0"}, map[string]string{"SSEHUB_JWT_SUBSCRIBER_SECRET_FILE": subSecret},
+			"subscribers have keys of their own but publishers have none"},
+		{"subscriber JWKS, publishers none", []string{"serve", "--jwks-subscriber-url", "https://idp.example/jwks"}, nil, "publishers have none"},
+		{"shared keys of no role", []string{"serve", "--jwt-secret-file", pubSecret, "--jwt-publisher-secret-file", pubSecret, "--jwt-subscriber-secret-file", subSecret}, nil,
+			"the shared keys (--jwt-secret, --jwt-secret-file, --jwt-public-key or --jwks-url) would serve no one"},
+		{"short publisher secret", []string{"serve", "--jwt-secret-file", subSecret, "--jwt-publisher-secret-file", shortSecret}, nil,
+			"the publishers' JWT secret (--jwt-publisher-secret-file) is 11 bytes; use at least 32"},
+		{"missing subscriber secret", []string{"serve", "--jwt-secret-file", subSecret, "--jwt-subscriber-secret-file", missing}, nil, "--jwt-subscriber-secret-file: open"},
+		{"missing subscriber public key", []string{"serve", "--jwt-secret-file", pubSecret, "--jwt-subscriber-public-key", missing}, nil, "--jwt-subscriber-public-key: open"},
+		{"publisher public key not PEM", []string{"serve", "--jwt-secret-file", pubSecret, "--jwt-publisher-public-key", notPEM}, nil, "--jwt-publisher-public-key " + notPEM + ": no PEM public key found"},
+		{"subscriber JWKS over plain http", []string{"serve", "--jwks-subscriber-url", "http://idp.example.com/jwks"}, nil, "plain http is allowed only on loopback"},
+		{"publisher JWKS from env over plain http", []string{"serve"}, map[string]string{"SSEHUB_JWKS_PUBLISHER_URL": "http://idp.example.com/jwks"}, "SSEHUB_JWKS_PUBLISHER_URL"},
+		{"no exp without a key", []string{"serve", "--mercure-allow-no-exp"}, nil, "--mercure-allow-no-exp needs a key"},
+		{"no exp from env without a key", []string{"serve"}, map[string]string{"SSEHUB_MERCURE_ALLOW_NO_EXP": "true"}, "--mercure-allow-no-exp needs a key"},
+		{"bad mercure cookie", []string{"serve", "--mercure-cookie", "my token"}, nil, `--mercure-cookie "my token" is not a cookie name`},
+		{"bad mercure cookie from env", []string{"serve"}, map[string]string{"SSEHUB_MERCURE_COOKIE": "a;b"}, "--mercure-cookie"},
+
 		// --addr is checked before anything is opened (--store memory, so
 		// that a regression cannot leave a data directory behind).
 		{"port out of range", []string{"serve", "--store", "memory", "--addr", "127.0.0.1:99999"}, nil, "from 0 to 65535"},
@@ -174,8 +195,9 @@ func TestServeHubOptions(t *testing.T) {
 	if !ok {
 		t.Fatal("parseServe with no flags failed")
 	}
-	got := hubOptions(c, nil, nil, nil)
-	want := &hub.Options{Retry: 2 * time.Second, Heartbeat: 15 * time.Second, QueueSize: 1024, TokenCookie: hub.DefaultTokenCookie}
+	got := hubOptions(c, tokenVerifiers{}, nil, nil)
+	want := &hub.Options{Retry: 2 * time.Second, Heartbeat: 15 * time.Second, QueueSize: 1024, TokenCookie: hub.DefaultTokenCookie,
+		Mercure: hub.MercureOptions{Cookie: hub.DefaultMercureCookie}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("default hubOptions =\n%+v\nwant\n%+v", got, want)
 	}
@@ -198,11 +220,12 @@ func TestServeHubOptions(t *testing.T) {
 		"--trusted-proxies", "10.1.2.3/8, 127.0.0.1,::1 ,::ffff:172.16.0.0/108,2001:db8::/32",
 		"--tls-cert", certFile, "--tls-key", keyFile,
 		"--read-header-timeout", "3s",
+		"--mercure-cookie", "mc", "--mercure-subscriptions",
 	}, io.Discard, io.Discard)
 	if !ok {
 		t.Fatalf("parseServe failed with status %d", code)
 	}
-	got = hubOptions(c, nil, nil, nil)
+	got = hubOptions(c, tokenVerifiers{}, nil, nil)
 	want = &hub.Options{
 		Retry: 2 * time.Second, Heartbeat: 15 * time.Second, QueueSize: 1024,
 		MaxBodyBytes: 4096,
@@ -219,6 +242,7 @@ func TestServeHubOptions(t *testing.T) {
 			netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("172.16.0.0/12"),
 			netip.MustParsePrefix("2001:db8::/32"),
 		},
+		Mercure: hub.MercureOptions{Cookie: "mc", Subscriptions: true},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("hubOptions =\n%+v\nwant\n%+v", got, want)
@@ -270,6 +294,7 @@ func TestServeInsecureOpen(t *testing.T) {
 		{"insecure open from env", []string{"SSEHUB_INSECURE_OPEN=true"}, true, "auth=off"},
 		// Needs the JWT verifier (authflags.go).
 		{"with a key", []string{"--jwt-secret", "0123456789abcdef0123456789abcdef"}, false, "auth=on"},
+		{"with keys per role", []string{"SSEHUB_JWT_PUBLISHER_SECRET_FILE=" + secretFile(t, publisherSecret), "--jwt-subscriber-secret-file", secretFile(t, subscriberSecret)}, false, "auth=on"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -614,6 +639,25 @@ func TestServeHelp(t *testing.T) {
 		"-log-level level",
 		"one line per publish and per subscription start and end",
 		"[$SSEHUB_LOG_LEVEL] (default info)",
+		"-jwt-publisher-secret-file file",
+		"[$SSEHUB_JWT_PUBLISHER_SECRET_FILE]",
+		"-jwt-subscriber-secret-file file",
+		"[$SSEHUB_JWT_SUBSCRIBER_SECRET_FILE]",
+		"-jwt-publisher-public-key files",
+		"[$SSEHUB_JWT_PUBLISHER_PUBLIC_KEY]",
+		"-jwt-subscriber-public-key files",
+		"[$SSEHUB_JWT_SUBSCRIBER_PUBLIC_KEY]",
+		"-jwks-publisher-url URL",
+		"[$SSEHUB_JWKS_PUBLISHER_URL]",
+		"-jwks-subscriber-url URL",
+		"[$SSEHUB_JWKS_SUBSCRIBER_URL]",
+		"-mercure-allow-no-exp",
+		"never expires, so a leaked one grants its topics until its key is changed (needs a key) [$SSEHUB_MERCURE_ALLOW_NO_EXP]",
+		"-mercure-cookie name",
+		"[$SSEHUB_MERCURE_COOKIE] (default \"mercureAuthorization\")",
+		"-mercure-subscriptions",
+		"[$SSEHUB_MERCURE_SUBSCRIPTIONS]",
+		"/.well-known/mercure",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("serve -h lacks %q:\n%s", want, stdout)

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,6 +270,11 @@ func TestTokenHelp(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "ssehub token --secret-file") || !strings.Contains(stdout, "-subscribe selector") || !strings.Contains(stdout, "[$SSEHUB_JWT_SECRET_FILE]") {
 		t.Errorf("token --help: status %d, stdout %q; want 0 and usage with examples and flags", code, stdout)
 	}
+	for _, want := range []string{"-mercure\n", "-payload JSON", "-no-exp\n", "--mercure-allow-no-exp", "never expires"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("token --help lacks %q:\n%s", want, stdout)
+		}
+	}
 	if _, stdout, _ = runMain(t, "help"); !strings.Contains(stdout, "token") {
 		t.Errorf("ssehub help does not list token:\n%s", stdout)
 	}
@@ -350,11 +356,12 @@ func TestJWTFlags(t *testing.T) {
 			if !f.configured() {
 				t.Fatal("configured() = false; want true")
 			}
-			v, release, err := f.verifier(t.Context(), nil)
+			vs, release, err := f.verifiers(t.Context(), nil)
 			if err != nil {
-				t.Fatalf("verifier: %v", err)
+				t.Fatalf("verifiers: %v", err)
 			}
 			defer release()
+			v := vs.native
 			for _, tok := range tt.valid {
 				if _, err := v.Verify(t.Context(), tok); err != nil {
 					t.Errorf("Verify = %v; want a grant", err)
@@ -370,9 +377,9 @@ func TestJWTFlags(t *testing.T) {
 
 	t.Run("none", func(t *testing.T) {
 		f, _ := parseJWTFlags(t, "--jwt-audience", "x")
-		v, release, err := f.verifier(t.Context(), nil)
-		if f.configured() || v != nil || release == nil || err != nil {
-			t.Errorf("configured() %v, verifier %v, %v; want false, nil verifier and no error", f.configured(), v, err)
+		v, release, err := f.verifiers(t.Context(), nil)
+		if f.configured() || v != (tokenVerifiers{}) || release == nil || err != nil {
+			t.Errorf("configured() %v, verifiers %+v, %v; want false, no verifier and no error", f.configured(), v, err)
 		}
 		release()
 	})
@@ -397,9 +404,9 @@ func TestJWTFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, release, err := f.verifier(t.Context(), nil)
+			v, release, err := f.verifiers(t.Context(), nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || release == nil {
-				t.Errorf("verifier = %v, %v; want an error with %q", v, err, tt.want)
+				t.Errorf("verifiers = %+v, %v; want an error with %q", v, err, tt.want)
 			}
 			if err != nil && (strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "tiny-secret")) {
 				t.Errorf("error %q shows the secret", err)
@@ -435,8 +442,9 @@ func TestJWTFlagsURL(t *testing.T) {
 }
 
 // TestJWTFlagsJWKS verifies a token minted with "ssehub token --key"
-// against the key set that publishes its public key, and checks that the
-// release function ends the refresh.
+// against the key set that publishes its public key, on both endpoints,
+// which share the key set (fetched once), and checks that the release
+// function ends the refresh.
 func TestJWTFlagsJWKS(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	kp := testKeyPairs(t)
@@ -450,7 +458,11 @@ func TestJWTFlagsJWKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := json.Marshal(map[string]any{"keys": []any{j.Marshal()}})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Write(body)
+	}))
 	defer srv.Close()
 	defer http.DefaultClient.CloseIdleConnections() // jwtauth fetches with it
 
@@ -460,17 +472,24 @@ func TestJWTFlagsJWKS(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	v, release, err := f.verifier(ctx, nil)
+	v, release, err := f.verifiers(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer release()
-	g, err := v.Verify(t.Context(), mintCmd(t, "--key", kp["ed25519"].private, "--subscribe", "user/1/*", "--sub", "u1"))
+	g, err := v.native.Verify(t.Context(), mintCmd(t, "--key", kp["ed25519"].private, "--subscribe", "user/1/*", "--sub", "u1"))
 	if err != nil || g.Subject != "u1" || selectorStrings(g.Subscribe) != "user/1/*" {
 		t.Errorf("Verify = %+v, %v; want u1's grant", g, err)
 	}
-	if _, err := v.Verify(t.Context(), mintCmd(t, "--key", kp["rsa"].private, "--publish", "a")); !errors.Is(err, hub.ErrInvalidToken) {
+	if _, err := v.native.Verify(t.Context(), mintCmd(t, "--key", kp["rsa"].private, "--publish", "a")); !errors.Is(err, hub.ErrInvalidToken) {
 		t.Errorf("Verify(other key) = %v; want an invalid token", err)
+	}
+	g, err = v.mercureSubscribe.Verify(t.Context(), mintCmd(t, "--key", kp["ed25519"].private, "--mercure", "--subscribe", "/users/{id}"))
+	if err != nil || selectorStrings(g.Subscribe) != "/users/{id}" {
+		t.Errorf("Mercure Verify = %+v, %v; want the grant of /users/{id}", g, err)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("the key set was fetched %d times; want once, for both endpoints", n)
 	}
 }
 
@@ -481,4 +500,77 @@ func mustRead(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestTokenMercure: with --mercure, token grants in the mercure claim,
+// with Mercure's selectors and a payload, and with --no-exp mints a token
+// that only a verifier allowing it accepts, with a warning.
+func TestTokenMercure(t *testing.T) {
+	const conformanceKey = "!ChangeThisMercureHubJWTSecretKey!" // Mercure's conformance suite signs with it
+	mercure := func(t *testing.T, secret string, allowNoExp bool) *jwtauth.Verifier {
+		t.Helper()
+		v, err := jwtauth.New(t.Context(), jwtauth.Config{Secret: []byte(secret), Claim: jwtauth.ClaimMercure, AllowNoExp: allowNoExp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	tok := mintCmd(t, "--secret", testSecret, "--mercure", "--sub", "app", "--ttl", "10m",
+		"--publish", "*", "--subscribe", "https://example.com/books/{id}", "--payload", `{"user": "https://example.com/users/42"}`)
+	g, err := mercure(t, testSecret, false).Verify(t.Context(), tok)
+	if err != nil {
+		t.Fatalf("Verify = %v; want a grant", err)
+	}
+	if g.Subject != "app" || selectorStrings(g.Publish) != "*" || selectorStrings(g.Subscribe) != "https://example.com/books/{id}" ||
+		string(g.Payload) != `{"user":"https://example.com/users/42"}` || time.Until(g.Expires) > 10*time.Minute {
+		t.Errorf("grant %+v; want sub app, publish *, subscribe the template, the payload, 10 minutes", g)
+	}
+	if !g.Subscribe[0].Match("https://example.com/books/7") {
+		t.Error("the template does not match https://example.com/books/7")
+	}
+	// The native endpoint reads no grant from it.
+	native, err := jwtauth.New(t.Context(), jwtauth.Config{Secret: []byte(testSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := native.Verify(t.Context(), tok); err != nil || len(g.Publish)+len(g.Subscribe) != 0 {
+		t.Errorf("native Verify = %+v, %v; want a grant of nothing", g, err)
+	}
+
+	// The token of Mercure's conformance suite: HS256, publish *, no exp.
+	code, stdout, stderr := runMain(t, "token", "--secret", conformanceKey, "--mercure", "--publish", "*", "--no-exp")
+	if code != exitOK || strings.Count(stdout, "\n") != 1 || !strings.Contains(stderr, "warning: the token has no exp and never expires") || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("token --no-exp: status %d, stdout %q, stderr %q; want 0, the token and one warning", code, stdout, stderr)
+	}
+	tok = strings.TrimSpace(stdout)
+	if g, err := mercure(t, conformanceKey, true).Verify(t.Context(), tok); err != nil || !g.Expires.IsZero() || selectorStrings(g.Publish) != "*" {
+		t.Errorf("Verify allowing no exp = %+v, %v; want publish * and no expiry", g, err)
+	}
+	if _, err := mercure(t, conformanceKey, false).Verify(t.Context(), tok); err == nil || !strings.Contains(err.Error(), "no exp claim") {
+		t.Errorf("Verify = %v; want no exp claim", err)
+	}
+
+	code, _, stderr = runMain(t, "token", "--secret", testSecret, "--mercure", "--payload", "1")
+	if code != exitOK || !strings.Contains(stderr, "warning: the token grants no topic (no --publish, no --subscribe): it can neither publish nor receive private updates") {
+		t.Errorf("token --mercure without grants: status %d, stderr %q; want 0 and a warning", code, stderr)
+	}
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no exp without --mercure", []string{"--no-exp", "--publish", "a"}, "--no-exp needs --mercure: /events refuses tokens without exp"},
+		{"no exp with a ttl", []string{"--mercure", "--no-exp", "--ttl", "1h"}, "--no-exp and --ttl"},
+		{"payload without --mercure", []string{"--payload", "{}"}, "--payload needs --mercure"},
+		{"payload not JSON", []string{"--mercure", "--payload", "hello"}, "--payload is not JSON"},
+		{"empty Mercure selector", []string{"--mercure", "--subscribe", ""}, "--subscribe: hub: invalid topic selector: empty"},
+		{"Mercure selector with a control character", []string{"--mercure", "--publish", "a\tb"}, "--publish: hub: invalid topic selector"},
+		{"Mercure template without --mercure", []string{"--publish", "https://example.com/books/{id}"}, "--publish: hub: invalid topic selector"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			checkFails(t, append([]string{"token", "--secret", testSecret}, tt.args...), exitUsage, tt.want)
+		})
+	}
 }
