@@ -480,16 +480,22 @@ func (h *Hub) fanout(recs []Record) error {
 // template share its compiled form, so it runs once per record, not
 // once per subscriber. Only the fan-out calls it.
 func (h *Hub) matchPatterns(sels []Selector, topics []string) bool {
-	for _, sel := range sels {
-		if sel.re == nil {
-			if MatchAny([]Selector{sel}, topics) {
-				return true
+	for i := range sels {
+		sel := &sels[i]
+		switch sel.re {
+		case matchAll:
+			return true
+		case nil:
+			for _, t := range topics {
+				if sel.Match(t) {
+					return true
+				}
 			}
 			continue
 		}
 		m, ok := h.memo[sel.re]
 		if !ok {
-			m = MatchAny([]Selector{sel}, topics)
+			m = slices.ContainsFunc(topics, sel.Match)
 			if h.memo == nil {
 				h.memo = make(map[*regexp.Regexp]bool)
 			}

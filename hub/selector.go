@@ -36,10 +36,12 @@ type Selector struct {
 	raw  string
 	segs []string // native wildcards, split; nil otherwise
 	// re is a Mercure URI template's, compiled once and shared (see
-	// templates); nil otherwise.
-	re  *regexp.Regexp
-	all bool // Mercure's "*"
+	// templates), or matchAll for Mercure's "*"; nil otherwise.
+	re *regexp.Regexp
 }
+
+// matchAll stands for Mercure's "*" in Selector.re: it is never run.
+var matchAll = new(regexp.Regexp)
 
 // ParseSelector parses s. It refuses an empty selector, an empty segment,
 // a "**" that is not the last segment, a segment that mixes "*" with other
@@ -102,7 +104,7 @@ func ParseMercureSelector(s string) (Selector, error) {
 		return Selector{}, fmt.Errorf("%w: %s", ErrInvalidSelector, trimTopicErr(err))
 	}
 	if s == mercureAll {
-		return Selector{raw: s, all: true}, nil
+		return Selector{raw: s, re: matchAll}, nil
 	}
 	if !strings.Contains(s, "{") {
 		return Selector{raw: s}, nil
@@ -170,7 +172,7 @@ func (c *templateCache) get(s string) *regexp.Regexp {
 func (s Selector) String() string { return s.raw }
 
 // Exact reports whether s matches exactly one topic, String().
-func (s Selector) Exact() bool { return s.raw != "" && s.segs == nil && s.re == nil && !s.all }
+func (s Selector) Exact() bool { return s.raw != "" && s.segs == nil && s.re == nil }
 
 // Prefix returns a literal start of every topic s matches: the start of
 // s before its first wildcard, ending in "/", for a native pattern; the
@@ -178,7 +180,7 @@ func (s Selector) Exact() bool { return s.raw != "" && s.segs == nil && s.re == 
 // Backends use it to find candidate topics in an index.
 func (s Selector) Prefix() string {
 	switch {
-	case s.all:
+	case s.re == matchAll:
 		return ""
 	case s.re != nil:
 		i := strings.IndexByte(s.raw, '{')
@@ -203,10 +205,12 @@ func (s Selector) Match(t string) bool {
 		switch {
 		case t == s.raw:
 			return s.raw != ""
+		case s.re == matchAll:
+			return true
 		case s.re != nil:
 			return s.re.MatchString(t)
 		}
-		return s.all
+		return false
 	}
 	for i, seg := range s.segs {
 		if seg == "**" {

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/ssehub/ssehub/hub"
 	"github.com/ssehub/ssehub/hub/jwtauth"
 )
 
@@ -169,12 +167,10 @@ type roleConfigs struct {
 type tokenVerifiers struct {
 	publish, subscribe               *jwtauth.Verifier
 	mercurePublish, mercureSubscribe *jwtauth.Verifier
-
-	// native is what hub.Options.Tokens gets, for /events: publish when
-	// the roles share their keys; otherwise a roleVerifier of the two,
-	// which needs the requests to carry their role (withRole).
-	native hub.TokenVerifier
 }
+
+// on reports whether tokens are verified.
+func (v *tokenVerifiers) on() bool { return v.publish != nil }
 
 // split reports whether the roles have keys apart.
 func (v *tokenVerifiers) split() bool { return v.publish != v.subscribe }
@@ -210,10 +206,8 @@ func (f *jwtFlags) verifiers(ctx context.Context, logger *slog.Logger) (tokenVer
 	}
 	v.mercurePublish = v.publish.WithClaim(jwtauth.ClaimMercure, f.mercureAllowNoExp)
 	v.mercureSubscribe = v.mercurePublish
-	v.native = v.publish
 	if v.split() {
 		v.mercureSubscribe = v.subscribe.WithClaim(jwtauth.ClaimMercure, f.mercureAllowNoExp)
-		v.native = roleVerifier{publish: v.publish, subscribe: v.subscribe}
 	}
 	if logger != nil {
 		describe := func(roles string, c jwtauth.Config) {
@@ -341,57 +335,6 @@ func (k *keySet) config(base jwtauth.Config, secret string) (jwtauth.Config, err
 		c.PublicKeys = append(c.PublicKeys, b)
 	}
 	return c, nil
-}
-
-// A roleVerifier verifies the tokens of /events when publishers and
-// subscribers have keys apart, while hub.Options takes one verifier for
-// both roles: it verifies a token with the keys of the role its request
-// carries (withRole), so that a token signed with a subscriber's key is
-// refused for publishing (401), and a publisher's for subscribing. It
-// goes once hub.Options takes a verifier per role.
-type roleVerifier struct {
-	publish, subscribe hub.TokenVerifier
-}
-
-// errNoRole is what a roleVerifier answers for a token whose request has
-// no role: it cannot tell which keys apply, and does not guess.
-var errNoRole = errors.New("ssehub: a token to verify outside of a request of known role")
-
-func (v roleVerifier) Verify(ctx context.Context, token string) (*hub.Grant, error) {
-	switch ctx.Value(roleKey{}) {
-	case rolePublisher:
-		return v.publish.Verify(ctx, token)
-	case roleSubscriber:
-		return v.subscribe.Verify(ctx, token)
-	}
-	return nil, errNoRole
-}
-
-// A role is what a request to /events does, which decides the keys its
-// token is verified with.
-type role int
-
-const (
-	rolePublisher role = iota + 1
-	roleSubscriber
-)
-
-// roleKey is the context key of a request's role.
-type roleKey struct{}
-
-// withRole returns next with each request's role in its context, for a
-// roleVerifier: POST publishes and GET subscribes, as hub.EventsHandler
-// routes them. Other methods carry no token the hub verifies.
-func withRole(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodPost:
-			r = r.WithContext(context.WithValue(r.Context(), roleKey{}, rolePublisher))
-		case http.MethodGet:
-			r = r.WithContext(context.WithValue(r.Context(), roleKey{}, roleSubscriber))
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // readSecretFile reads an HMAC secret from a file of one line: a trailing

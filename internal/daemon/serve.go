@@ -118,6 +118,7 @@ type serveConfig struct {
 
 	mercureCookie        string // empty means hub.DefaultMercureCookie
 	mercureSubscriptions bool
+	mercureHeartbeat     time.Duration
 
 	corsOrigins []string // serialized as browsers send them, no duplicates
 	corsMaxAge  time.Duration
@@ -167,6 +168,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	fs.BoolVar(&c.insecureOpen, "insecure-open", false, "with no key, listen on a non-loopback address anyway: anyone who can reach the hub may publish")
 	fs.StringVar(&c.mercureCookie, "mercure-cookie", hub.DefaultMercureCookie, "cookie `name` a Mercure client's token may be in")
 	fs.BoolVar(&c.mercureSubscriptions, "mercure-subscriptions", false, "serve Mercure's active subscriptions: a private update on every subscription's start and end, and the API under /.well-known/mercure/subscriptions")
+	fs.DurationVar(&c.mercureHeartbeat, "mercure-node-heartbeat", hub.DefaultNodeHeartbeat, "with --mercure-subscriptions, how often this node says in the store that it is alive; a node silent for three heartbeats is taken for dead and its subscriptions end")
 	fs.Func("cors-origins", "comma-separated `origins` (https://app.example.com) whose pages may subscribe and publish with credentials; no *", func(s string) error {
 		return addOrigins(&c.corsOrigins, s)
 	})
@@ -233,6 +235,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 		return fail("--no-anonymous needs a key (%s): without one there are no tokens", keyFlags)
 	case c.jwt.mercureAllowNoExp && !c.jwt.configured():
 		return fail("--mercure-allow-no-exp needs a key (%s): without one no token is checked, with or without exp", keyFlags)
+	case c.mercureHeartbeat < 100*time.Millisecond:
+		return fail("--mercure-node-heartbeat %v: at least 100ms", c.mercureHeartbeat)
 	case c.mercureCookie != "" && (&http.Cookie{Name: c.mercureCookie, Value: "v"}).Valid() != nil:
 		return fail("--mercure-cookie %q is not a cookie name (letters, digits and !#$%%&'*+-.^_`|~ only)", c.mercureCookie)
 	case c.corsMaxAge < 0:
@@ -530,14 +534,12 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 		node = defaultNodeName(ln.Addr())
 	}
 	mux.Handle("/", web.NewHandler(&web.Options{TokenCookie: cmp.Or(c.tokenCookie, hub.DefaultTokenCookie), Node: node}))
-	events := h.EventsHandler()
-	if tokens.split() {
-		events = withRole(events) // for tokens.native
-	}
-	mux.Handle("/events", events)
+	mux.Handle("/events", h.EventsHandler())
 	mux.Handle(hub.MercurePath, h.MercureHandler())
-	// The subscriptions API (--mercure-subscriptions) will be mounted
-	// here, at hub.MercurePath + "/subscriptions" and below.
+	subs := h.MercureSubscriptionsHandler() // 404 unless --mercure-subscriptions
+	for _, p := range []string{"", "/{topic}", "/{topic}/{subscriber}"} {
+		mux.Handle(hub.MercurePath+"/subscriptions"+p, subs)
+	}
 	mux.Handle("/healthz", h.HealthHandler())
 	mux.Handle("/readyz", h.ReadyHandler())
 	metrics := http.NewServeMux()
@@ -579,7 +581,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	}
 
 	auth := "off"
-	if tokens.native != nil {
+	if tokens.on() {
 		auth = "on"
 	}
 	cors := "none"
@@ -596,7 +598,7 @@ func serve(ctx context.Context, c serveConfig, logger *slog.Logger, ready chan<-
 	start = append(start, "node", node)
 	start = append(start, "retention_count", c.retention.MaxCount, "retention_age", c.retention.MaxAge, "retention_interval", c.trimEvery)
 	logger.Info("ssehub serving", start...)
-	if tokens.native == nil && c.insecureOpen {
+	if !tokens.on() && c.insecureOpen {
 		logger.Warn("--insecure-open: the hub has no signing key, so anyone who can reach it can publish and subscribe; configure "+keyFlags,
 			"addr", ln.Addr().String())
 	}
@@ -652,20 +654,21 @@ func hubOptions(c serveConfig, tokens tokenVerifiers, logger *slog.Logger, reg p
 		Heartbeat:      c.heartbeat,
 		QueueSize:      c.queueSize,
 		MaxBodyBytes:   c.maxBody,
-		Tokens:         tokens.native,
 		TokenCookie:    c.tokenCookie,
 		TokenQuery:     c.tokenQuery,
 		NoAnonymous:    c.noAnonymous,
 		CORSOrigins:    c.corsOrigins,
 		CORSMaxAge:     c.corsMaxAge,
 		Limits:         c.limits,
-		Mercure:        hub.MercureOptions{Cookie: c.mercureCookie, Subscriptions: c.mercureSubscriptions},
+		Mercure:        hub.MercureOptions{Cookie: c.mercureCookie, Subscriptions: c.mercureSubscriptions, NodeHeartbeat: c.mercureHeartbeat},
 		TrustedProxies: c.trustedProxies,
 		Logger:         logger,
 		Registerer:     reg,
 	}
 	// Never a nil *Verifier in an interface: the hub would take it for one.
-	if tokens.mercurePublish != nil {
+	if tokens.on() {
+		o.PublisherTokens = tokens.publish
+		o.SubscriberTokens = tokens.subscribe
 		o.Mercure.PublisherTokens = tokens.mercurePublish
 		o.Mercure.SubscriberTokens = tokens.mercureSubscribe
 	}

@@ -147,6 +147,7 @@ func TestServeFlags(t *testing.T) {
 		{"no exp from env without a key", []string{"serve"}, map[string]string{"SSEHUB_MERCURE_ALLOW_NO_EXP": "true"}, "--mercure-allow-no-exp needs a key"},
 		{"bad mercure cookie", []string{"serve", "--mercure-cookie", "my token"}, nil, `--mercure-cookie "my token" is not a cookie name`},
 		{"bad mercure cookie from env", []string{"serve"}, map[string]string{"SSEHUB_MERCURE_COOKIE": "a;b"}, "--mercure-cookie"},
+		{"mercure heartbeat too short", []string{"serve", "--mercure-node-heartbeat", "10ms"}, nil, "--mercure-node-heartbeat 10ms: at least 100ms"},
 
 		// --addr is checked before anything is opened (--store memory, so
 		// that a regression cannot leave a data directory behind).
@@ -657,6 +658,8 @@ func TestServeHelp(t *testing.T) {
 		"[$SSEHUB_MERCURE_COOKIE] (default \"mercureAuthorization\")",
 		"-mercure-subscriptions",
 		"[$SSEHUB_MERCURE_SUBSCRIPTIONS]",
+		"-mercure-node-heartbeat duration",
+		"[$SSEHUB_MERCURE_NODE_HEARTBEAT] (default 10s)",
 		"/.well-known/mercure",
 	} {
 		if !strings.Contains(stdout, want) {

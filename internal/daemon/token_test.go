@@ -361,7 +361,7 @@ func TestJWTFlags(t *testing.T) {
 				t.Fatalf("verifiers: %v", err)
 			}
 			defer release()
-			v := vs.native
+			v := vs.publish
 			for _, tok := range tt.valid {
 				if _, err := v.Verify(t.Context(), tok); err != nil {
 					t.Errorf("Verify = %v; want a grant", err)
@@ -477,11 +477,11 @@ func TestJWTFlagsJWKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer release()
-	g, err := v.native.Verify(t.Context(), mintCmd(t, "--key", kp["ed25519"].private, "--subscribe", "user/1/*", "--sub", "u1"))
+	g, err := v.publish.Verify(t.Context(), mintCmd(t, "--key", kp["ed25519"].private, "--subscribe", "user/1/*", "--sub", "u1"))
 	if err != nil || g.Subject != "u1" || selectorStrings(g.Subscribe) != "user/1/*" {
 		t.Errorf("Verify = %+v, %v; want u1's grant", g, err)
 	}
-	if _, err := v.native.Verify(t.Context(), mintCmd(t, "--key", kp["rsa"].private, "--publish", "a")); !errors.Is(err, hub.ErrInvalidToken) {
+	if _, err := v.publish.Verify(t.Context(), mintCmd(t, "--key", kp["rsa"].private, "--publish", "a")); !errors.Is(err, hub.ErrInvalidToken) {
 		t.Errorf("Verify(other key) = %v; want an invalid token", err)
 	}
 	g, err = v.mercureSubscribe.Verify(t.Context(), mintCmd(t, "--key", kp["ed25519"].private, "--mercure", "--subscribe", "/users/{id}"))
