@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -80,4 +81,32 @@ func Example() {
 	// event 1: hello
 	// event 2: world
 	// Run: <nil>
+}
+
+// A program that embeds the hub publishes without HTTP: Publish runs the
+// checks of POST /events, and, with a grant in the context, its
+// authorisation.
+func ExampleHub_Publish() {
+	log := memstore.New()
+	defer log.Close()
+	h := hub.New(log, nil)
+	defer h.Close()
+	ctx := context.Background()
+
+	ids, err := h.Publish(ctx,
+		hub.Event{Topics: []string{"orders/42"}, Type: "shipped", Data: `{"carrier":"ups"}`},
+		hub.Event{Topics: []string{"orders/43"}, ID: "order-43-paid", Data: `{"paid":true}`})
+	fmt.Println(ids, err)
+
+	_, err = h.Publish(ctx, hub.Event{Topics: []string{"orders/42"}, Type: "bad\ntype"})
+	fmt.Println(errors.Is(err, hub.ErrInvalidEvent), err)
+
+	sel, _ := hub.ParseSelector("orders/42")
+	asClerk := hub.WithGrant(ctx, &hub.Grant{Subject: "clerk", Publish: []hub.Selector{sel}})
+	_, err = h.Publish(asClerk, hub.Event{Topics: []string{"orders/43"}, Data: "{}"})
+	fmt.Println(errors.Is(err, hub.ErrForbidden), err)
+	// Output:
+	// [1 order-43-paid] <nil>
+	// true hub: event 1: type contains CR, LF or NUL
+	// true hub: the token may not publish to topic "orders/43"
 }

@@ -81,18 +81,20 @@ func appendRecord(dst []byte, rec *Record, d *dialect) ([]byte, error) {
 //     the subscriber back to the shard once the queue is empty.
 type subscriber struct {
 	// Set by newSubscriber and not changed after.
-	subscriberID string        // the IRI that names it in Mercure's active subscriptions; "" when they are off
-	d            *dialect      // the front-end's: how IDs are shown, which private records it may receive
-	sels         []Selector    // all the selectors, for replay
-	patterns     []Selector    // the ones with wildcards, matched during fan-out
-	max          int           // queue capacity, in frames
-	signal       chan struct{} // 1-slot: something was queued, or the subscription ended
+	sels     []Selector    // all the selectors, for replay
+	patterns []Selector    // the ones with wildcards, matched during fan-out
+	max      int           // queue capacity, in frames
+	signal   chan struct{} // 1-slot: something was queued, or the subscription ended
 
 	// seen is the position of the last record the fan-out considered for
 	// this subscriber, so that a record with several matching topics is
 	// queued once. It is owned by the fan-out, which runs on Run's
 	// goroutine only.
 	seen uint64
+	// d is the front-end's dialect: how IDs are shown, which private
+	// records it may receive. Set by newSubscriber and not changed
+	// after; beside seen, as the fan-out reads both for every delivery.
+	d *dialect
 
 	// sh is the shard that writes the subscriber's taken-over connection.
 	// It is set by register and not changed after.
@@ -123,8 +125,9 @@ type subscriber struct {
 
 	// Set before register, and not changed after. Last, so that the
 	// fields the fan-out touches for every record share cache lines.
-	grant  *Grant     // what the subscriber's token allows; nil if it has none
-	client netip.Addr // the client's address, for the per-client limit
+	grant        *Grant     // what the subscriber's token allows; nil if it has none
+	client       netip.Addr // the client's address, for the per-client limit
+	subscriberID string     // the IRI that names it in Mercure's active subscriptions; "" when they are off
 }
 
 // Owners of a subscriber's connection.

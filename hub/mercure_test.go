@@ -549,3 +549,29 @@ func TestNativeRoleVerifiers(t *testing.T) {
 		t.Errorf("anonymous publish: %d %s; want 401", resp.StatusCode, body)
 	}
 }
+
+// TestMercureCORS: the hub's CORS allowlist applies to the Mercure
+// endpoint as to /events.
+func TestMercureCORS(t *testing.T) {
+	const app = "https://app.example.com"
+	th := newTestHub(t, &hub.Options{CORSOrigins: []string{app}}, nil)
+	resp, _ := th.do(t, http.MethodOptions, hub.MercurePath, http.Header{
+		"Origin":                         {app},
+		"Access-Control-Request-Method":  {"POST"},
+		"Access-Control-Request-Headers": {"authorization,content-type"},
+	}, "")
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != app ||
+		!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Errorf("preflight from an allowed origin: %d %v", resp.StatusCode, resp.Header)
+	}
+	s := th.subscribeAt(t, mercureQuery(book1), http.Header{"Origin": {app}})
+	if got := s.resp.Header.Get("Access-Control-Allow-Origin"); got != app || s.resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Errorf("stream from an allowed origin: Allow-Origin %q, Allow-Credentials %q", got, s.resp.Header.Get("Access-Control-Allow-Credentials"))
+	}
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodOptions} {
+		resp, _ := th.do(t, method, mercureQuery(book1), formHeader(http.Header{"Origin": {"https://evil.example"}, "Access-Control-Request-Method": {"GET"}}), "topic=x")
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("%s from another origin: %d, Allow-Origin %q; want 403 and none", method, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+}
