@@ -60,6 +60,21 @@ func grantFrom(ctx context.Context) *Grant {
 // published then, except that after ErrUnavailable the batch may or may
 // not have been appended (see Log.Append).
 func (h *Hub) Publish(ctx context.Context, events ...Event) ([]string, error) {
+	return h.publishEvents(ctx, nativeDialect, events)
+}
+
+// PublishMercure is Publish for events of the Mercure endpoint, checked
+// as POST /.well-known/mercure checks them: topics are opaque strings
+// (IRIs as a rule), none inside /.well-known/mercure (ErrForbidden), and
+// no ID begins with "#". The IDs it returns are shown as the Mercure
+// endpoint shows them: "urn:ssehub:<position>" for those the hub
+// assigns. A grant in ctx is read as a Mercure token's.
+func (h *Hub) PublishMercure(ctx context.Context, events ...Event) ([]string, error) {
+	return h.publishEvents(ctx, mercureDialect, events)
+}
+
+// publishEvents is Publish for the endpoint of dialect d.
+func (h *Hub) publishEvents(ctx context.Context, d *dialect, events []Event) ([]string, error) {
 	if len(events) == 0 {
 		return nil, fmt.Errorf("%w: no event", ErrInvalidEvent)
 	}
@@ -76,7 +91,15 @@ func (h *Hub) Publish(ctx context.Context, events ...Event) ([]string, error) {
 			Retry:   ev.Retry.Truncate(time.Millisecond),
 			Private: ev.Private,
 		}
-		if err := h.lim.check(nativeDialect, &recs[i]); err != nil {
+		if d == mercureDialect {
+			if err := checkMercure(&recs[i]); err != nil {
+				pe := *err
+				pe.detail = fmt.Sprintf("event %d: %s", i+1, pe.detail)
+				h.m.publishes.WithLabelValues(pe.outcome).Inc()
+				return nil, &pe
+			}
+		}
+		if err := h.lim.check(d, &recs[i]); err != nil {
 			status := http.StatusBadRequest
 			if ie, ok := errors.AsType[*inputError](err); ok && ie.tooLarge {
 				status = http.StatusRequestEntityTooLarge
@@ -94,7 +117,7 @@ func (h *Hub) Publish(ctx context.Context, events ...Event) ([]string, error) {
 	}
 	ids := make([]string, len(recs))
 	for i := range recs {
-		ids[i] = recs[i].ID
+		ids[i] = d.showID(recs[i].ID)
 	}
 	return ids, nil
 }

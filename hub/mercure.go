@@ -227,6 +227,23 @@ func (h *Hub) serveMercurePublish(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(out))
 }
 
+// checkMercure checks what the Mercure endpoint asks of a record beyond
+// limits.check: no topic inside /.well-known/mercure, whose updates are
+// the hub's own (403), and no ID beginning with "#" (400).
+func checkMercure(rec *Record) *publishError {
+	for _, t := range rec.Topics {
+		if strings.Contains(t, MercurePath) {
+			return &publishError{kind: ErrForbidden, status: http.StatusForbidden, outcome: outcomeDenied,
+				detail: fmt.Sprintf("topic %.64q: topics inside %s are the hub's own", t, MercurePath)}
+		}
+	}
+	if strings.HasPrefix(rec.ID, "#") {
+		return &publishError{kind: ErrInvalidEvent, status: http.StatusBadRequest, outcome: outcomeInvalid,
+			detail: fmt.Sprintf("id %.64q: an id must not begin with #", rec.ID)}
+	}
+	return nil
+}
+
 // parseMercureForm parses and checks a Mercure publish form. On error,
 // it returns the status to answer with.
 func (h *Hub) parseMercureForm(body []byte) (Record, int, error) {
@@ -240,11 +257,6 @@ func (h *Hub) parseMercureForm(body []byte) (Record, int, error) {
 		}
 	}
 	rec := Record{Topics: vals["topic"], Private: vals.Has("private")}
-	for _, t := range rec.Topics {
-		if strings.Contains(t, MercurePath) {
-			return Record{}, http.StatusForbidden, fmt.Errorf("topic %.64q: topics inside %s are the hub's own", t, MercurePath)
-		}
-	}
 	for _, f := range []struct {
 		name string
 		dst  *string
@@ -253,8 +265,8 @@ func (h *Hub) parseMercureForm(body []byte) (Record, int, error) {
 			return Record{}, http.StatusBadRequest, err
 		}
 	}
-	if strings.HasPrefix(rec.ID, "#") {
-		return Record{}, http.StatusBadRequest, fmt.Errorf("id %.64q: an id must not begin with #", rec.ID)
+	if err := checkMercure(&rec); err != nil {
+		return Record{}, err.status, errors.New(err.detail)
 	}
 	retry, err := single(vals, "retry")
 	if err != nil {

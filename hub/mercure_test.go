@@ -575,3 +575,33 @@ func TestMercureCORS(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishMercureAPI(t *testing.T) {
+	th := newTestHub(t, nil, nil)
+	s := th.subscribeAt(t, mercureQuery(books), nil)
+	ctx := context.Background()
+	ids, err := th.h.PublishMercure(ctx, hub.Event{Topics: []string{book1}, Data: "one"}, hub.Event{Topics: []string{book2}, ID: "https://example.com/e/2", Data: "two"})
+	if err != nil || len(ids) != 2 || !strings.HasPrefix(ids[0], "urn:ssehub:") || ids[1] != "https://example.com/e/2" {
+		t.Fatalf("PublishMercure = %v, %v; want an urn:ssehub: ID and the publisher's", ids, err)
+	}
+	evs := s.waitID(t, ids[1])
+	if got := strings.Join(datas(evs), ","); got != "one,two" || evs[len(evs)-2].ID != ids[0] {
+		t.Errorf("subscriber got %s (%+v); want one,two with the IDs answered", got, evs)
+	}
+	for _, c := range []struct {
+		ev   hub.Event
+		want error
+	}{
+		{hub.Event{Topics: []string{"/.well-known/mercure/subscriptions/x/y"}}, hub.ErrForbidden},
+		{hub.Event{Topics: []string{book1}, ID: "#x"}, hub.ErrInvalidEvent},
+		{hub.Event{Topics: []string{"a\x00b"}}, hub.ErrInvalidEvent},
+	} {
+		if _, err := th.h.PublishMercure(ctx, c.ev); !errors.Is(err, c.want) {
+			t.Errorf("PublishMercure(%+v) = %v; want %v", c.ev, err, c.want)
+		}
+	}
+	// The native Publish refuses an IRI topic.
+	if _, err := th.h.Publish(ctx, hub.Event{Topics: []string{book1}}); !errors.Is(err, hub.ErrInvalidEvent) {
+		t.Errorf("Publish(IRI topic) = %v; want ErrInvalidEvent", err)
+	}
+}
