@@ -198,7 +198,7 @@ func TestServeHubOptions(t *testing.T) {
 	}
 	got := hubOptions(c, tokenVerifiers{}, nil, nil)
 	want := &hub.Options{Retry: 2 * time.Second, Heartbeat: 15 * time.Second, QueueSize: 1024, TokenCookie: hub.DefaultTokenCookie,
-		Mercure: hub.MercureOptions{Cookie: hub.DefaultMercureCookie}}
+		Mercure: hub.MercureOptions{Cookie: hub.DefaultMercureCookie, NodeHeartbeat: hub.DefaultNodeHeartbeat}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("default hubOptions =\n%+v\nwant\n%+v", got, want)
 	}
@@ -221,7 +221,7 @@ func TestServeHubOptions(t *testing.T) {
 		"--trusted-proxies", "10.1.2.3/8, 127.0.0.1,::1 ,::ffff:172.16.0.0/108,2001:db8::/32",
 		"--tls-cert", certFile, "--tls-key", keyFile,
 		"--read-header-timeout", "3s",
-		"--mercure-cookie", "mc", "--mercure-subscriptions",
+		"--mercure-cookie", "mc", "--mercure-subscriptions", "--mercure-node-heartbeat", "3s",
 	}, io.Discard, io.Discard)
 	if !ok {
 		t.Fatalf("parseServe failed with status %d", code)
@@ -243,7 +243,7 @@ func TestServeHubOptions(t *testing.T) {
 			netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("172.16.0.0/12"),
 			netip.MustParsePrefix("2001:db8::/32"),
 		},
-		Mercure: hub.MercureOptions{Cookie: "mc", Subscriptions: true},
+		Mercure: hub.MercureOptions{Cookie: "mc", Subscriptions: true, NodeHeartbeat: 3 * time.Second},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("hubOptions =\n%+v\nwant\n%+v", got, want)
