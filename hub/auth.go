@@ -97,13 +97,8 @@ var errNoToken = errors.New("a token is required")
 // query parameter when that is allowed; a publish only in the
 // Authorization header (see Options.Tokens).
 func (h *Hub) token(r *http.Request, subscribe bool) (string, error) {
-	if v := r.Header.Get("Authorization"); v != "" {
-		scheme, tok, ok := strings.Cut(v, " ")
-		tok = strings.TrimSpace(tok)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return "", fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", ErrInvalidToken)
-		}
-		return tok, nil
+	if tok, ok, err := bearerToken(r); ok {
+		return tok, err
 	}
 	if !subscribe {
 		return "", nil
@@ -115,6 +110,22 @@ func (h *Hub) token(r *http.Request, subscribe bool) (string, error) {
 		return r.URL.Query().Get(tokenQueryParam), nil
 	}
 	return "", nil
+}
+
+// bearerToken returns the token of r's Authorization header, and
+// whether it has one; a header that is not "Bearer <token>" is an error
+// wrapping ErrInvalidToken.
+func bearerToken(r *http.Request) (tok string, ok bool, err error) {
+	v := r.Header.Get("Authorization")
+	if v == "" {
+		return "", false, nil
+	}
+	scheme, tok, found := strings.Cut(v, " ")
+	tok = strings.TrimSpace(tok)
+	if !found || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", true, fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", ErrInvalidToken)
+	}
+	return tok, true, nil
 }
 
 // authenticate returns the grant of r's token, or nil for a request

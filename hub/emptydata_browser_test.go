@@ -83,7 +83,7 @@ func TestBrowserEmptyData(t *testing.T) {
 		}
 		proxy.ServeHTTP(w, r)
 	}))
-	p := &browserPage{t: t, ctx: ctx}
+	p := &browserPage{t: t, ctx: ctx, stateExpr: `JSON.stringify({readyState: es.readyState, errors: errors, got: got})`}
 	t.Cleanup(func() {
 		// The page's stream holds a connection open, which Close would
 		// wait for: close the EventSource, so that it does not
@@ -150,6 +150,9 @@ func TestBrowserEmptyData(t *testing.T) {
 type browserPage struct {
 	t   *testing.T
 	ctx context.Context
+	// stateExpr is a JavaScript expression whose value, a string, tells
+	// what the page holds, for failure messages.
+	stateExpr string
 }
 
 // evaluate returns the value of the JavaScript expression expr, a
@@ -170,9 +173,9 @@ func (p *browserPage) evaluate(expr string) (string, error) {
 	return "", err
 }
 
-// state returns the page's EventSource state and what it has received.
+// state returns what the page holds: the value of its stateExpr.
 func (p *browserPage) state() string {
-	s, err := p.evaluate(`JSON.stringify({readyState: es.readyState, errors: errors, got: got})`)
+	s, err := p.evaluate(p.stateExpr)
 	if err != nil {
 		return err.Error()
 	}
@@ -183,7 +186,7 @@ func (p *browserPage) state() string {
 func (p *browserPage) poll(what, cond string) {
 	p.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		s, err := p.evaluate("String(!!(" + cond + "))")

@@ -830,14 +830,21 @@ func (h *Hub) HealthHandler() http.Handler { return http.HandlerFunc(h.serveHeal
 func (h *Hub) ReadyHandler() http.Handler { return http.HandlerFunc(h.serveReadyz) }
 
 func (h *Hub) serveEvents(w http.ResponseWriter, r *http.Request) {
+	h.serveEndpoint(w, r, h.serveSubscribe, h.servePublish)
+}
+
+// serveEndpoint serves an endpoint of the hub, /events or Mercure's,
+// routing on the method: GET subscribes, POST publishes, OPTIONS answers
+// a CORS preflight (checkOrigin answers one from an allowed origin).
+func (h *Hub) serveEndpoint(w http.ResponseWriter, r *http.Request, subscribe, publish http.HandlerFunc) {
 	if !h.checkOrigin(w, r) {
 		return
 	}
 	switch r.Method {
 	case http.MethodGet:
-		h.serveSubscribe(w, r)
+		subscribe(w, r)
 	case http.MethodPost:
-		h.servePublish(w, r)
+		publish(w, r)
 	case http.MethodOptions:
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
 		w.WriteHeader(http.StatusNoContent)

@@ -60,34 +60,15 @@ const mercureTokenQuery = "authorization"
 func (h *Hub) MercureHandler() http.Handler { return http.HandlerFunc(h.serveMercure) }
 
 func (h *Hub) serveMercure(w http.ResponseWriter, r *http.Request) {
-	if !h.checkOrigin(w, r) {
-		return
-	}
-	switch r.Method {
-	case http.MethodGet:
-		h.serveMercureSubscribe(w, r)
-	case http.MethodPost:
-		h.serveMercurePublish(w, r)
-	case http.MethodOptions:
-		w.Header().Set("Allow", "GET, POST, OPTIONS")
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		w.Header().Set("Allow", "GET, POST, OPTIONS")
-		writeProblem(w, http.StatusMethodNotAllowed, "use GET to subscribe or POST to publish", nil)
-	}
+	h.serveEndpoint(w, r, h.serveMercureSubscribe, h.serveMercurePublish)
 }
 
 // mercureToken returns the token r carries for the Mercure endpoint,
 // from the first of its sources that is present, and whether it came
 // from the cookie.
 func (h *Hub) mercureToken(r *http.Request) (tok string, cookie bool, err error) {
-	if v := r.Header.Get("Authorization"); v != "" {
-		scheme, tok, ok := strings.Cut(v, " ")
-		tok = strings.TrimSpace(tok)
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return "", false, fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", ErrInvalidToken)
-		}
-		return tok, false, nil
+	if tok, ok, err := bearerToken(r); ok {
+		return tok, false, err
 	}
 	if q := r.URL.Query(); q.Has(mercureTokenQuery) {
 		if tok := q.Get(mercureTokenQuery); tok != "" {

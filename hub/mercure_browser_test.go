@@ -110,7 +110,7 @@ type mercureTab struct {
 // nor reconnect.
 func openMercurePage(t *testing.T, ctx context.Context, siteURL string) *mercureTab {
 	t.Helper()
-	p := &mercureTab{browserPage{t: t, ctx: ctx}}
+	p := &mercureTab{browserPage{t: t, ctx: ctx, stateExpr: "state()"}}
 	if err := chromedp.Do(ctx, chromedp.Navigate(siteURL+mercurePagePath)); err != nil {
 		t.Fatal(err)
 	}
@@ -145,36 +145,6 @@ func (p *mercureTab) open(name, path string) {
 	p.t.Helper()
 	p.eval(fmt.Sprintf("openStream(%s, %s)", jsString(name), jsString(path)))
 	p.poll(name+" opens", fmt.Sprintf("streams[%s].es.readyState === 1", jsString(name)))
-}
-
-// state returns what the page's EventSources are and have dispatched.
-func (p *mercureTab) state() string {
-	s, err := p.evaluate("state()")
-	if err != nil {
-		return err.Error()
-	}
-	return s
-}
-
-// poll waits, for up to 20 seconds, until the expression cond is true.
-func (p *mercureTab) poll(what, cond string) {
-	p.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		s, err := p.evaluate("String(!!(" + cond + "))")
-		if err != nil {
-			p.t.Fatalf("%s: %v", what, err)
-		}
-		if s == "true" {
-			return
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: %s is not true after 20s; page state %s", what, cond, p.state())
-		}
-		<-tick.C
-	}
 }
 
 // waitEvent waits until the EventSource name has dispatched the event
