@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/ssehub/ssehub/eventsource"
+	"github.com/ssehub/ssehub/sse"
 )
 
 // newStreamServer returns a test server that answers every request with
@@ -112,4 +114,45 @@ func ExampleResponseError() {
 	// error event, readyState CLOSED
 	// 503 text/plain; charset=utf-8
 	// eventsource: status 503
+}
+
+func ExampleEvent_Bytes() {
+	data, err := sse.BinaryData([]byte{0x89, 'P', 'N', 'G'}, "image/png")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv := newStreamServer("id: 7\ndata: " + strings.ReplaceAll(data, "\n", "\ndata: ") + "\n\ndata: plain text\n\n")
+	defer srv.Close()
+
+	es, err := eventsource.New(srv.URL, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	n := 0
+	es.OnMessage(func(ev eventsource.Event) {
+		if n++; n == 2 {
+			es.Close()
+		}
+		if !ev.IsBinary() {
+			fmt.Printf("text %q\n", ev.Data)
+			return
+		}
+		h, _, err := sse.ParseBinaryHeader(ev.Data)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		b, err := ev.Bytes()
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("%s, %d bytes: % x\n", h.MediaType, len(b), b)
+	})
+	es.Run(context.Background())
+	// Output:
+	// image/png, 4 bytes: 89 50 4e 47
+	// text "plain text"
 }
