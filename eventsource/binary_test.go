@@ -1,8 +1,8 @@
 package eventsource_test
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
