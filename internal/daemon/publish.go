@@ -12,27 +12,39 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ssehub/ssehub/internal/problem"
+	"github.com/ssehub/ssehub/sse"
 )
 
-const publishUsage = `Usage: ssehub publish --topic T [flags] [--data D]
+const publishUsage = `Usage: ssehub publish --topic T [flags] [--data D | --file PATH]
 
 Publishes an event to a hub and prints its ID. Without --data, every line
 of standard input is the data of one event (empty lines are skipped); lines
 are sent in NDJSON batches, and the IDs are printed one per line, in order.
 --data '' publishes one event with empty data.
 
+--file PATH publishes the file's bytes as one binary event (--file - reads
+standard input to its end): the bytes go to the hub as they are, in an
+application/octet-stream request, and subscribers receive them as a binary
+event (see docs/BINARY.md), whose media type is --media, or else the one
+the file's extension names (.png: image/png), or else
+application/octet-stream. A file larger than 64 MiB is refused; the hub
+has limits of its own (413).
+
 Each event gets the ID R-N, unless --id gives one: R is random, the same
 for the whole run (13 lower-case letters and digits), and N is the line's
-number on standard input (1 with --data). The hub refuses an ID it already
+number on standard input (1 with --data or --file). The hub refuses an ID it already
 holds (409), so a request sent again after an error cannot store its
 events twice: a 409 for a request that may have been stored before is
 taken as "stored", one event at a time.
@@ -54,6 +66,8 @@ Examples:
   ssehub publish --topic chat/general --type message --data 'hello'
   tail -f app.log | ssehub publish --url http://127.0.0.1:8080 --topic logs/app --retry-for 1h
   SSEHUB_TOKEN=$(cat backend.jwt) ssehub publish --topic chat/general --data 'hi'
+  ssehub publish --topic cams/door --file snapshot.png
+  pg_dump app | gzip | ssehub publish --topic backups --file - --media application/gzip
 
 Variables: SSEHUB_URL and SSEHUB_TOKEN give the hub and the token, and
 SSEHUB_CACERT is shared with listen and bench; the event's fields are read
@@ -83,7 +97,14 @@ type publishEvent struct {
 	Retry   int64    `json:"retry,omitempty"` // milliseconds
 	Private bool     `json:"private,omitempty"`
 
-	line int // on stdin; 0 for --data
+	line int // on stdin; 0 for --data and --file
+
+	// binary says the event is --file's: payload is sent as an
+	// application/octet-stream body, with media its media type, and
+	// Data is unused.
+	binary  bool
+	payload []byte
+	media   string
 }
 
 func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -97,6 +118,8 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	typ := fs.String("type", "", "event type (default: message)")
 	id := fs.String("id", "", "event ID (default: R-N, see above); only with --data")
 	data := fs.String("data", "", "event data, which may be empty; without it, each stdin line is one event")
+	file := fs.String("file", "", "publish the bytes of the file at `PATH` as one binary event ('-': all of stdin)")
+	media := fs.String("media", "", "the media `type` of --file's bytes (default: from the file's extension, else application/octet-stream)")
 	retry := fs.Duration("retry", 0, "reconnection delay to send with the event")
 	private := fs.Bool("private", false, "deliver only to subscribers authorised for the topic")
 	token := fs.String("token", "", "send this bearer `token` (a JWT from your issuer or 'ssehub token')")
@@ -116,6 +139,8 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "ssehub publish: "+format+"\n", a...)
 		return status
 	}
+	dataFlag := false // on the command line, even empty
+	fs.Visit(func(f *flag.Flag) { dataFlag = dataFlag || f.Name == "data" })
 	if err := applyEnv(fs); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -129,8 +154,14 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return fail(exitUsage, "--url: %v", err)
 	case len(topics) == 0:
 		return fail(exitUsage, "--topic is required")
-	case *id != "" && !dataGiven:
-		return fail(exitUsage, "--id needs --data: IDs are unique, so stdin lines get IDs of their own")
+	case *file != "" && dataFlag:
+		return fail(exitUsage, "--file and --data: give one, the event's data is either")
+	case *file != "" && dataGiven:
+		return fail(exitUsage, "--file and SSEHUB_PUBLISH_DATA: give one, the event's data is either (unset the variable)")
+	case *media != "" && *file == "":
+		return fail(exitUsage, "--media needs --file: it is the media type of the file's bytes")
+	case *id != "" && !dataGiven && *file == "":
+		return fail(exitUsage, "--id needs --data or --file: IDs are unique, so stdin lines get IDs of their own")
 	case *retry < 0:
 		return fail(exitUsage, "--retry must not be negative")
 	case *retryFor < 0:
@@ -157,7 +188,20 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		run:      run,
 	}
 	base := publishEvent{Topic: topics, Type: *typ, Retry: retry.Milliseconds(), Private: *private}
-	if dataGiven {
+	if *file != "" {
+		ev := base
+		ev.binary, ev.ID = true, *id
+		if ev.ID == "" {
+			ev.ID = p.eventID(1)
+		}
+		if ev.payload, err = readPayload(*file, stdin); err != nil {
+			return fail(exitFail, "%v", err)
+		}
+		if ev.media, err = payloadMedia(*file, *media); err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		err = p.send(ctx, []publishEvent{ev})
+	} else if dataGiven {
 		ev := base
 		ev.Data, ev.ID = *data, *id
 		if ev.ID == "" {
@@ -171,6 +215,61 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return fail(exitFail, "%v", err)
 	}
 	return exitOK
+}
+
+// maxFileBytes is the most publish --file reads: sse.MaxBinaryBytes, the
+// most a subscriber's Event.Bytes decodes.
+const maxFileBytes = sse.MaxBinaryBytes
+
+// readPayload returns the bytes of the file at path, or of stdin when
+// path is "-", refusing more than maxFileBytes.
+func readPayload(path string, stdin io.Reader) ([]byte, error) {
+	r, name := stdin, "stdin"
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--file: %w", err)
+		}
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			return nil, fmt.Errorf("--file: %s is a directory", path)
+		}
+		r, name = f, path
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("--file: read %s: %w", name, err)
+	}
+	if len(b) > maxFileBytes {
+		return nil, fmt.Errorf("--file: %s has more than %d bytes (64 MiB), the most a binary event carries", name, maxFileBytes)
+	}
+	return b, nil
+}
+
+// payloadMedia returns the media type of --file's bytes: given if not
+// empty, else the one path's extension names, else
+// application/octet-stream. Parameters are written without the space
+// after ";" that mime.TypeByExtension puts (and a person may type), since
+// the wire form of a binary event holds no space in its media type.
+func payloadMedia(path, given string) (string, error) {
+	t := given
+	if t == "" && path != "-" {
+		t = mime.TypeByExtension(filepath.Ext(path))
+	}
+	if t == "" {
+		return sse.DefaultBinaryMediaType, nil
+	}
+	mt, params, err := mime.ParseMediaType(t)
+	if err != nil || !strings.Contains(mt, "/") {
+		return "", fmt.Errorf("--media %q is not a media type (type/subtype, as image/png)", t)
+	}
+	if f := mime.FormatMediaType(mt, params); f != "" {
+		t = strings.ReplaceAll(f, "; ", ";")
+	}
+	if _, err := sse.BinaryData(nil, t); err != nil {
+		return "", fmt.Errorf("--media: %w", err)
+	}
+	return t, nil
 }
 
 // defaultRetryFor is how long publish keeps sending again by default: a
@@ -408,25 +507,21 @@ type attempt struct {
 	maybeStored bool          // the hub may have stored the events
 }
 
-// post sends events once: one as JSON, several as an NDJSON batch.
+// post sends events once: one as JSON, several as an NDJSON batch, and a
+// binary one as its bytes (see octetRequest).
 func (p *publisher) post(ctx context.Context, events []publishEvent) attempt {
-	var body bytes.Buffer
-	enc := json.NewEncoder(&body)
-	enc.SetEscapeHTML(false)
-	for _, ev := range events {
-		if err := enc.Encode(ev); err != nil {
-			return attempt{err: err}
-		}
+	var (
+		req *http.Request
+		err error
+	)
+	if len(events) == 1 && events[0].binary {
+		req, err = p.octetRequest(ctx, events[0])
+	} else {
+		req, err = p.jsonRequest(ctx, events)
 	}
-	ctype := "application/json"
-	if len(events) > 1 {
-		ctype = "application/x-ndjson"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, &body)
 	if err != nil {
 		return attempt{err: err}
 	}
-	req.Header.Set("Content-Type", ctype)
 	if p.token != "" {
 		req.Header.Set("Authorization", "Bearer "+p.token)
 	}
@@ -459,6 +554,65 @@ func (p *publisher) post(ctx context.Context, events []publishEvent) attempt {
 		return attempt{err: fmt.Errorf("hub answered %d IDs for %d events", len(ids), len(events)), status: resp.StatusCode}
 	}
 	return attempt{ids: ids, status: resp.StatusCode}
+}
+
+// jsonRequest returns the request that publishes events: one as JSON,
+// several as an NDJSON batch.
+func (p *publisher) jsonRequest(ctx context.Context, events []publishEvent) (*http.Request, error) {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	for _, ev := range events {
+		if err := enc.Encode(ev); err != nil {
+			return nil, err
+		}
+	}
+	ctype := "application/json"
+	if len(events) > 1 {
+		ctype = "application/x-ndjson"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, &body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", ctype)
+	return req, nil
+}
+
+// octetRequest returns the request that publishes ev, a binary event: its
+// payload is the body, as application/octet-stream, and its other fields
+// are in the query string (topic repeated, type, id, retry in
+// milliseconds, private=true, media).
+func (p *publisher) octetRequest(ctx context.Context, ev publishEvent) (*http.Request, error) {
+	u, err := url.Parse(p.url)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	for _, t := range ev.Topic {
+		q.Add("topic", t)
+	}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("type", ev.Type)
+	set("id", ev.ID)
+	if ev.Retry > 0 {
+		q.Set("retry", strconv.FormatInt(ev.Retry, 10))
+	}
+	if ev.Private {
+		q.Set("private", "true")
+	}
+	set("media", ev.media)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(ev.payload))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	return req, nil
 }
 
 // transportAttempt classifies a request that got no answer.

@@ -8,13 +8,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ssehub/ssehub/eventsource"
+	"github.com/ssehub/ssehub/sse"
 )
 
 // A fakeHub answers publish requests as a hub does, after a script of
@@ -43,6 +46,13 @@ func newFakeHub(t *testing.T, before func(n int, body []byte, w http.ResponseWri
 
 func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	if r.Header.Get("Content-Type") == "application/octet-stream" {
+		var err error
+		if body, err = octetAsJSON(r.URL.Query(), body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	h.mu.Lock()
 	n := h.requests
 	h.requests++
@@ -53,6 +63,22 @@ func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.answer(w, body)
+}
+
+// octetAsJSON returns the JSON form of a binary publish request, as the
+// hub reads it: the fields from query, the data sse.BinaryData of body.
+func octetAsJSON(query url.Values, body []byte) ([]byte, error) {
+	data, err := sse.BinaryData(body, query.Get("media"))
+	if err != nil {
+		return nil, err
+	}
+	ev := publishEvent{Topic: query["topic"], Data: data, Type: query.Get("type"), ID: query.Get("id"), Private: query.Get("private") == "true"}
+	if v := query.Get("retry"); v != "" {
+		if ev.Retry, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(ev)
 }
 
 // answer stores the events of body and answers as the hub does.
