@@ -25,8 +25,10 @@ Connects to an SSE stream as a browser's EventSource does (reconnecting with
 Last-Event-ID) and prints every event it fires: open, message, named events
 and error.
 
+` + listenBinaryUsage + `
 Examples:
   ssehub listen --json --max-events 10 http://127.0.0.1:8080/events?topic=chat
+  ssehub listen --out snaps 'http://127.0.0.1:8080/events?topic=cams/**'
   ssehub listen --cacert cert.pem https://127.0.0.1:8443/events?topic=chat
 
 Exit status: 0 when stopped by --max-events, --timeout or Ctrl-C after the
@@ -52,11 +54,13 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	maxEvents := fs.Int("max-events", 0, "exit 0 after `N` message events (0: no limit)")
 	timeout := fs.Duration("timeout", 0, "stop after this long, with status 0 if the stream opened (0: no limit)")
 	retry := fs.Duration("retry", 0, "initial reconnection delay, until the stream sends retry: (default 3s, as browsers)")
+	outPath := fs.String("out", "", "write each binary event's bytes to a file in `DIR` named after its ID (see above)")
+	maxEvent := fs.Int("max-event-size", 0, "largest event in `bytes` (default 1 MiB; with --out, 85 MiB: the base64 of a 64 MiB payload)")
 	var tf tlsFlags
 	tf.register(fs)
 	withEnvHelp(fs)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), listenUsage)
+		io.WriteString(fs.Output(), listenUsage)
 		fs.PrintDefaults()
 	}
 	pos, code, ok := parseFlags(fs, args, stdout, stderr)
@@ -67,7 +71,8 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "ssehub listen: "+format+"\n", a...)
 		return exitUsage
 	}
-	if err := applyEnv(fs); err != nil {
+	err := applyEnv(fs)
+	if err != nil {
 		return fail("%v", err)
 	}
 	switch {
@@ -79,6 +84,18 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return fail("--timeout must not be negative")
 	case *retry < 0:
 		return fail("--retry must not be negative")
+	case *maxEvent < 0:
+		return fail("--max-event-size must not be negative")
+	}
+	var out *outDir
+	if *outPath != "" {
+		if out, err = openOutDir(*outPath); err != nil {
+			return fail("%v", err)
+		}
+		defer out.Close()
+		if *maxEvent == 0 {
+			*maxEvent = maxListenBinaryEvent
+		}
 	}
 	tlsConf, err := tf.config("listen", stderr)
 	if err != nil {
@@ -89,10 +106,11 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	defer tr.CloseIdleConnections()
 	ft := &failureTransport{base: tr}
 	es, err := eventsource.New(pos[0], &eventsource.Options{
-		Client:      &http.Client{Transport: ft},
-		Header:      header,
-		LastEventID: *lastID,
-		Retry:       *retry,
+		Client:       &http.Client{Transport: ft},
+		Header:       header,
+		LastEventID:  *lastID,
+		Retry:        *retry,
+		MaxEventSize: *maxEvent,
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -104,6 +122,7 @@ func runListen(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 
 	p := newPrinter(stdout, *jsonOut)
+	p.out = out
 	messages := 0
 	opened := false
 	var lastErr error // of the last error event
@@ -209,6 +228,7 @@ type printer struct {
 	json  bool
 	color bool
 	enc   *json.Encoder
+	out   *outDir // --out; nil without
 }
 
 func newPrinter(w io.Writer, jsonOut bool) *printer {
@@ -229,6 +249,16 @@ type (
 		Data        string `json:"data"`
 		LastEventID string `json:"lastEventId"`
 	}
+	jsonBinary struct {
+		Type        string `json:"type"`
+		Binary      bool   `json:"binary"`
+		Media       string `json:"media,omitempty"`
+		Encoding    string `json:"encoding,omitempty"`
+		Size        *int   `json:"size,omitempty"`
+		LastEventID string `json:"lastEventId"`
+		File        string `json:"file,omitempty"`
+		Error       string `json:"error,omitempty"`
+	}
 	jsonError struct {
 		Type       string `json:"type"`
 		ReadyState int    `json:"readyState"`
@@ -236,9 +266,25 @@ type (
 )
 
 func (p *printer) print(ev eventsource.Event) error {
+	var bin binaryView
+	if ev.IsBinary() {
+		var err error
+		if bin, err = viewBinary(ev, p.out); err != nil {
+			return err
+		}
+	}
 	if p.json {
 		var v any
 		switch {
+		case ev.IsBinary():
+			jb := jsonBinary{Type: ev.Type, Binary: true, LastEventID: ev.LastEventID, File: bin.file}
+			if bin.err != nil {
+				jb.Error = bin.err.Error()
+			}
+			if h := bin.header; h.MediaType != "" {
+				jb.Media, jb.Encoding, jb.Size = h.MediaType, h.Encoding, &h.Size
+			}
+			v = jb
 		case ev.IsMessage():
 			v = jsonMessage{ev.Type, ev.Data, ev.LastEventID}
 		case ev.Type == "open":
@@ -248,7 +294,7 @@ func (p *printer) print(ev eventsource.Event) error {
 		}
 		return p.enc.Encode(v)
 	}
-	return p.human(ev)
+	return p.human(ev, bin)
 }
 
 // ANSI colours, used only on a terminal.
@@ -263,7 +309,7 @@ const (
 
 // human writes one event as "time  type      id=...  data", with data
 // lines after the first indented under the first.
-func (p *printer) human(ev eventsource.Event) error {
+func (p *printer) human(ev eventsource.Event, bin binaryView) error {
 	var b strings.Builder
 	stamp := time.Now().Format("15:04:05.000")
 	p.paint(&b, ansiDim, stamp)
@@ -276,6 +322,9 @@ func (p *printer) human(ev eventsource.Event) error {
 			detail = "id=" + ev.LastEventID + "  "
 		}
 		detail += ev.Data
+		if ev.IsBinary() {
+			detail = detail[:len(detail)-len(ev.Data)] + bin.String()
+		}
 	case ev.Type == "open":
 		colour = ansiGreen
 	case ev.ReadyState == eventsource.Closed:
@@ -297,6 +346,23 @@ func (p *printer) human(ev eventsource.Event) error {
 	b.WriteString("\n")
 	_, err := io.WriteString(p.w, b.String())
 	return err
+}
+
+// String returns "binary image/png, 1234 bytes -> out/1", or the reason
+// the event could not be decoded.
+func (v binaryView) String() string {
+	var b strings.Builder
+	b.WriteString("binary")
+	if h := v.header; h.MediaType != "" {
+		fmt.Fprintf(&b, " %s, %d bytes", h.MediaType, h.Size)
+	}
+	if v.err != nil {
+		b.WriteString(", not decoded: " + v.err.Error())
+	}
+	if v.file != "" {
+		b.WriteString(" -> " + v.file)
+	}
+	return b.String()
 }
 
 func (p *printer) paint(b *strings.Builder, colour, s string) {
