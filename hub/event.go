@@ -14,8 +14,17 @@ type Event struct {
 	// Topics are the topics the event is published to: at least one, each
 	// a topic of the native API (see Selector).
 	Topics []string
-	// Data is the payload, valid UTF-8.
+	// Data is the payload of a text event, valid UTF-8. It may not begin
+	// with sse.BinaryPrefix, which marks binary events.
 	Data string
+	// Binary, when not nil, makes the event a binary one carrying these
+	// bytes (an empty, non-nil slice is an empty payload): its data is
+	// sse.BinaryData's, and a subscriber's sse.Event.Bytes gives Binary
+	// back. Data must then be empty. See Limits.MaxBinaryBytes.
+	Binary []byte
+	// Media is the media type of Binary, such as image/png; empty means
+	// sse.DefaultBinaryMediaType. It is set only with Binary.
+	Media string
 	// Type is the event type; empty means "message".
 	Type string
 	// ID is the event's ID; if empty, the hub assigns one. It must be
@@ -79,9 +88,23 @@ func (h *Hub) publishEvents(ctx context.Context, d *dialect, events []Event) ([]
 		return nil, fmt.Errorf("%w: no event", ErrInvalidEvent)
 	}
 	recs := make([]Record, len(events))
+	invalid := func(i int, err error) error {
+		status := http.StatusBadRequest
+		if ie, ok := errors.AsType[*inputError](err); ok && ie.tooLarge {
+			status = http.StatusRequestEntityTooLarge
+		}
+		h.m.publishes.WithLabelValues(outcomeInvalid).Inc()
+		return &publishError{kind: ErrInvalidEvent, status: status, outcome: outcomeInvalid,
+			detail: fmt.Sprintf("event %d: %s", i+1, err)}
+	}
 	for i, ev := range events {
-		if ev.Retry < 0 || ev.Retry > maxRetryMS*time.Millisecond {
+		switch {
+		case ev.Retry < 0 || ev.Retry > maxRetryMS*time.Millisecond:
 			return nil, fmt.Errorf("%w: event %d: %s", ErrInvalidEvent, i+1, retryError())
+		case ev.Binary != nil && ev.Data != "":
+			return nil, invalid(i, badInput("Data and Binary are both set: an event carries text or bytes, not both"))
+		case ev.Binary == nil && ev.Media != "":
+			return nil, invalid(i, badInput("Media is set without Binary: it is the media type of a binary payload"))
 		}
 		recs[i] = Record{
 			Topics:  append([]string(nil), ev.Topics...),
@@ -91,6 +114,11 @@ func (h *Hub) publishEvents(ctx context.Context, d *dialect, events []Event) ([]
 			Retry:   ev.Retry.Truncate(time.Millisecond),
 			Private: ev.Private,
 		}
+		if ev.Binary != nil {
+			if err := h.lim.setBinary(&recs[i], ev.Binary, ev.Media); err != nil {
+				return nil, invalid(i, err)
+			}
+		}
 		if d == mercureDialect {
 			if err := checkMercure(&recs[i]); err != nil {
 				pe := *err
@@ -99,14 +127,8 @@ func (h *Hub) publishEvents(ctx context.Context, d *dialect, events []Event) ([]
 				return nil, &pe
 			}
 		}
-		if err := h.lim.check(d, &recs[i]); err != nil {
-			status := http.StatusBadRequest
-			if ie, ok := errors.AsType[*inputError](err); ok && ie.tooLarge {
-				status = http.StatusRequestEntityTooLarge
-			}
-			h.m.publishes.WithLabelValues(outcomeInvalid).Inc()
-			return nil, &publishError{kind: ErrInvalidEvent, status: status, outcome: outcomeInvalid,
-				detail: fmt.Sprintf("event %d: %s", i+1, err)}
+		if err := h.lim.check(d, &recs[i], ev.Binary != nil); err != nil {
+			return nil, invalid(i, err)
 		}
 	}
 	if err := h.publish(ctx, grantFrom(ctx), recs); err != nil {

@@ -239,6 +239,17 @@ type Limits struct {
 	// 256 KiB; if negative, only Options.MaxBodyBytes bounds it.
 	MaxEventBytes int
 
+	// MaxBinaryBytes is the largest payload of a binary event, in bytes,
+	// decoded (413). If zero, 1 MiB; if negative, only MaxEventBytes and
+	// Options.MaxBodyBytes bound it. A binary event's data, its payload
+	// encoded (base64, after gzip when that is smaller), is bounded by
+	// MaxEventBytes too: with the defaults, an incompressible payload
+	// may be about 190 KiB, a compressible one up to 1 MiB. Raise
+	// MaxEventBytes to about 4/3 of MaxBinaryBytes, and MaxBodyBytes to
+	// more than that for data_base64, to take any payload up to
+	// MaxBinaryBytes. Readers decode at most sse.MaxBinaryBytes.
+	MaxBinaryBytes int
+
 	// MaxStreams is the most event streams the hub serves at once (429
 	// with Retry-After). If zero, 100,000; if negative, no bound.
 	MaxStreams int

@@ -18,6 +18,7 @@ const (
 	defaultMaxSelectors        = 64
 	defaultMaxSelectorBytes    = 256
 	defaultMaxEventBytes       = 256 << 10
+	defaultMaxBinaryBytes      = 1 << 20
 	defaultMaxStreams          = 100_000
 	defaultMaxStreamsPerClient = 1_000
 	defaultPublishRate         = 10_000
@@ -35,6 +36,7 @@ type limits struct {
 	maxSelectors     int
 	maxSelectorBytes int
 	maxEventBytes    int
+	maxBinaryBytes   int
 	maxStreams       int
 	maxPerClient     int
 	rate             rate.Limit
@@ -59,6 +61,7 @@ func (l Limits) resolve() limits {
 		maxSelectors:     or(l.MaxSelectors, defaultMaxSelectors),
 		maxSelectorBytes: or(l.MaxSelectorBytes, defaultMaxSelectorBytes),
 		maxEventBytes:    or(l.MaxEventBytes, defaultMaxEventBytes),
+		maxBinaryBytes:   or(l.MaxBinaryBytes, defaultMaxBinaryBytes),
 		maxStreams:       or(l.MaxStreams, defaultMaxStreams),
 		maxPerClient:     or(l.MaxStreamsPerClient, defaultMaxStreamsPerClient),
 		bodyTimeout:      l.BodyTimeout,
@@ -71,6 +74,9 @@ func (l Limits) resolve() limits {
 	r.maxSelectorBytes = max(r.maxSelectorBytes, 1)
 	if r.maxEventBytes == 0 {
 		r.maxEventBytes = math.MaxInt
+	}
+	if r.maxBinaryBytes == 0 {
+		r.maxBinaryBytes = math.MaxInt
 	}
 	switch {
 	case l.PublishRate == 0:

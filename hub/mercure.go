@@ -260,7 +260,7 @@ func (h *Hub) parseMercureForm(body []byte) (Record, int, error) {
 		}
 		rec.Retry = time.Duration(ms) * time.Millisecond
 	}
-	if err := h.lim.check(mercureDialect, &rec); err != nil {
+	if err := h.lim.check(mercureDialect, &rec, false); err != nil {
 		if ie, ok := errors.AsType[*inputError](err); ok && ie.tooLarge {
 			return Record{}, http.StatusRequestEntityTooLarge, err
 		}

@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ssehub/ssehub/sse"
 )
 
 // Content types a publish request may have.
@@ -25,6 +28,7 @@ const (
 	ctForm   = "application/x-www-form-urlencoded"
 	ctJSON   = "application/json"
 	ctNDJSON = "application/x-ndjson"
+	ctBinary = "application/octet-stream"
 )
 
 // An inputError is a publish request's bad input, answered with 400.
@@ -65,13 +69,16 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request) {
 		parse = parseJSON
 	case ctNDJSON:
 		parse = parseNDJSON
+	case ctBinary:
+		query := r.URL.RawQuery
+		parse = func(l *limits, body []byte) ([]Record, error) { return parseBinary(l, query, body) }
 	default:
 		h.publishFailed(w, outcomeUnsupported, http.StatusUnsupportedMediaType,
-			"Content-Type must be "+ctForm+", "+ctJSON+" or "+ctNDJSON, nil)
+			"Content-Type must be "+ctForm+", "+ctJSON+", "+ctNDJSON+" or "+ctBinary, nil)
 		return
 	}
 
-	if name, ok := queryParam(r.URL.RawQuery); ok {
+	if name, ok := queryParam(r.URL.RawQuery); ok && mt != ctBinary {
 		// A field given in the URL would be ignored: private=on there
 		// would leave the event public.
 		h.publishFailed(w, outcomeInvalid, http.StatusBadRequest,
@@ -453,57 +460,152 @@ func parseForm(l *limits, body []byte) ([]Record, error) {
 	if err != nil {
 		return nil, badInput("the form cannot be parsed")
 	}
-	if name, ok := unknownFormField(string(body)); ok {
-		return nil, unknownField(name, formFields)
+	if names := unknownFormFields(string(body), formFields); len(names) > 0 {
+		return nil, unknownField(names[0], formFields)
 	}
-	rec := Record{Topics: vals["topic"]}
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"data", &rec.Data}, {"type", &rec.Type}, {"id", &rec.ID}} {
-		if *f.dst, err = single(vals, f.name); err != nil {
-			return nil, err
-		}
-	}
-	retry, err := single(vals, "retry")
+	rec, err := formRecord(vals)
 	if err != nil {
 		return nil, err
 	}
-	if retry != "" {
-		ms, err := strconv.ParseUint(retry, 10, 64)
-		if err != nil || !allDigits(retry) || ms > maxRetryMS {
-			return nil, retryError()
-		}
-		rec.Retry = time.Duration(ms) * time.Millisecond
-	}
-	private, err := single(vals, "private")
-	if err != nil {
-		return nil, err
-	}
-	if vals.Has("private") {
-		if rec.Private, err = parsePrivate(private); err != nil {
-			return nil, err
-		}
-	}
-	if err := l.check(nativeDialect, &rec); err != nil {
+	if err := l.check(nativeDialect, &rec, false); err != nil {
 		return nil, err
 	}
 	return []Record{rec}, nil
 }
 
-// unknownFormField returns the first field of a form-encoded body, one
-// that url.ParseQuery accepts, whose name is not one of formFields.
-func unknownFormField(body string) (string, bool) {
+// formRecord returns the record of a form's fields, or of a binary
+// publish's query parameters: topic (one or more), data, type, id, retry
+// (milliseconds) and private (see parsePrivate), the others ignored.
+func formRecord(vals url.Values) (Record, error) {
+	rec := Record{Topics: vals["topic"]}
+	var err error
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"data", &rec.Data}, {"type", &rec.Type}, {"id", &rec.ID}} {
+		if *f.dst, err = single(vals, f.name); err != nil {
+			return Record{}, err
+		}
+	}
+	retry, err := single(vals, "retry")
+	if err != nil {
+		return Record{}, err
+	}
+	if retry != "" {
+		ms, err := strconv.ParseUint(retry, 10, 64)
+		if err != nil || !allDigits(retry) || ms > maxRetryMS {
+			return Record{}, retryError()
+		}
+		rec.Retry = time.Duration(ms) * time.Millisecond
+	}
+	private, err := single(vals, "private")
+	if err != nil {
+		return Record{}, err
+	}
+	if vals.Has("private") {
+		if rec.Private, err = parsePrivate(private); err != nil {
+			return Record{}, err
+		}
+	}
+	return rec, nil
+}
+
+// binaryParams are the names of a binary publish's query parameters.
+var binaryParams = []string{"topic", "type", "id", "retry", "private", "media"}
+
+// parseBinary parses a binary publish: an application/octet-stream
+// body, the payload, with the event's other fields in the query string
+// rawQuery, as a form's (see parseForm), and the payload's media type in
+// media (sse.DefaultBinaryMediaType when absent). Unknown parameters are
+// refused, data among them, and named.
+func parseBinary(l *limits, rawQuery string, body []byte) ([]Record, error) {
+	vals, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, badInput("the query string cannot be parsed")
+	}
+	if names := unknownFormFields(rawQuery, binaryParams); len(names) > 0 {
+		quoted := make([]string, len(names))
+		for i, n := range names {
+			quoted[i] = fmt.Sprintf("%.64q", n)
+		}
+		s := ""
+		if len(names) > 1 {
+			s = "s"
+		}
+		return nil, badInput("unknown query parameter%s %s: a binary publish takes %s and %s in the query string, and the payload as the body",
+			s, strings.Join(quoted, ", "), strings.Join(binaryParams[:len(binaryParams)-1], ", "), binaryParams[len(binaryParams)-1])
+	}
+	rec, err := formRecord(vals)
+	if err != nil {
+		return nil, err
+	}
+	media, err := single(vals, "media")
+	if err != nil {
+		return nil, err
+	}
+	if vals.Has("media") && media == "" {
+		return nil, badInput("media is empty: give the payload's media type, or no media parameter for %s", sse.DefaultBinaryMediaType)
+	}
+	if err := l.setBinary(&rec, body, media); err != nil {
+		return nil, err
+	}
+	if err := l.check(nativeDialect, &rec, true); err != nil {
+		return nil, err
+	}
+	return []Record{rec}, nil
+}
+
+// setBinary makes rec a binary event carrying payload, of media type
+// media (sse.DefaultBinaryMediaType if empty): it sets rec.Data to
+// sse.BinaryData's, after checking the payload's size against
+// maxBinaryBytes and before checking the data's against maxEventBytes.
+func (l *limits) setBinary(rec *Record, payload []byte, media string) error {
+	if len(payload) > l.maxBinaryBytes {
+		return &inputError{tooLarge: true,
+			msg: fmt.Sprintf("the binary payload, %d bytes, is larger than %d bytes", len(payload), l.maxBinaryBytes)}
+	}
+	if len(media) > maxFieldLen {
+		return badInput("media is longer than %d bytes", maxFieldLen)
+	}
+	data, err := sse.BinaryData(payload, media)
+	if err != nil {
+		return badInput("media: %s", strings.TrimPrefix(err.Error(), "sse: "))
+	}
+	if len(data) > l.maxEventBytes {
+		return &inputError{tooLarge: true,
+			msg: fmt.Sprintf("the binary payload, %d bytes, is %d bytes encoded (base64, after gzip when smaller), larger than the %d bytes event data may be",
+				len(payload), len(data), l.maxEventBytes)}
+	}
+	rec.Data = data
+	return nil
+}
+
+// decodeBase64 decodes s, standard base64 (RFC 4648 section 4), padded
+// or not: when s holds a "=", its padding must be right. Line breaks
+// are ignored.
+func decodeBase64(s string) ([]byte, error) {
+	enc := base64.StdEncoding
+	if !strings.Contains(s, "=") {
+		enc = base64.RawStdEncoding
+	}
+	return enc.DecodeString(s)
+}
+
+// unknownFormFields returns the names of the fields of a form-encoded
+// body (or a query string), one that url.ParseQuery accepts, that are
+// not among known, each once, in order.
+func unknownFormFields(body string, known []string) []string {
+	var names []string
 	for part := range strings.SplitSeq(body, "&") {
 		if part == "" {
 			continue
 		}
 		name, _, _ := strings.Cut(part, "=")
-		if name, err := url.QueryUnescape(name); err == nil && !slices.Contains(formFields, name) {
-			return name, true
+		if name, err := url.QueryUnescape(name); err == nil && !slices.Contains(known, name) && !slices.Contains(names, name) {
+			names = append(names, name)
 		}
 	}
-	return "", false
+	return names
 }
 
 // queryParam returns the name of the first parameter of a URL's query,
@@ -565,7 +667,7 @@ func retryError() error {
 }
 
 // jsonFields are the names of a JSON publish event's members.
-var jsonFields = [...]string{"topic", "data", "type", "id", "retry", "private"}
+var jsonFields = [...]string{"topic", "data", "type", "id", "retry", "private", "data_base64", "media"}
 
 // A topicList is a JSON string or list of strings.
 type topicList []string
@@ -630,8 +732,9 @@ func parseNDJSON(l *limits, body []byte) ([]Record, error) {
 // another: the names are those of jsonFields, exactly as written (an
 // unknown name, or one in other letter case, is refused, not ignored);
 // a name may appear once; the body must be valid UTF-8 (not patched
-// with U+FFFD); private is true or false. A null data, type, id or retry
-// is the same as leaving the member out.
+// with U+FFFD); private is true or false. A null data, type, id, retry,
+// data_base64 or media is the same as leaving the member out.
+// data_base64 makes the event a binary one (see parseBase64Members).
 func (l *limits) decodeEvent(b []byte) (Record, error) {
 	if !utf8.Valid(b) {
 		return Record{}, badInput("the JSON is not valid UTF-8")
@@ -645,9 +748,11 @@ func (l *limits) decodeEvent(b []byte) (Record, error) {
 		return Record{}, badInput("the event must be a JSON object")
 	}
 	var (
-		rec  Record
-		seen [len(jsonFields)]bool // by index in jsonFields
-		v    json.RawMessage       // each member's value in turn
+		rec       Record
+		seen      [len(jsonFields)]bool // by index in jsonFields
+		v         json.RawMessage       // each member's value in turn
+		b64, mtyp *string               // data_base64 and media; nil when absent or null
+		data      bool                  // a data member, not null, is given
 	)
 	for dec.More() {
 		tok, err := dec.Token()
@@ -666,6 +771,24 @@ func (l *limits) decodeEvent(b []byte) (Record, error) {
 		if err := dec.Decode(&v); err != nil {
 			return Record{}, jsonError(err)
 		}
+		switch name {
+		case "data":
+			data = string(v) != "null"
+		case "data_base64", "media":
+			if string(v) == "null" {
+				continue
+			}
+			var s string
+			if v[0] != '"' || json.Unmarshal(v, &s) != nil {
+				return Record{}, badInput("%s must be a string", name)
+			}
+			if name == "media" {
+				mtyp = &s
+			} else {
+				b64 = &s
+			}
+			continue
+		}
 		if err := setMember(&rec, name, v); err != nil {
 			return Record{}, err
 		}
@@ -676,10 +799,40 @@ func (l *limits) decodeEvent(b []byte) (Record, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Record{}, badInput("invalid JSON: more than one value")
 	}
-	if err := l.check(nativeDialect, &rec); err != nil {
+	if err := l.parseBase64Members(&rec, data, b64, mtyp); err != nil {
+		return Record{}, err
+	}
+	if err := l.check(nativeDialect, &rec, b64 != nil); err != nil {
 		return Record{}, err
 	}
 	return rec, nil
+}
+
+// parseBase64Members makes rec a binary event when a JSON event has a
+// data_base64 member, b64 (nil when absent or null): its payload is
+// b64 decoded (see decodeBase64), of media type mtyp when not nil.
+// data_base64 and a data member (data, not null) are refused together,
+// and so is media without data_base64.
+func (l *limits) parseBase64Members(rec *Record, data bool, b64, mtyp *string) error {
+	switch {
+	case b64 == nil && mtyp != nil:
+		return badInput("media is given without data_base64: it is the media type of a binary payload")
+	case b64 == nil:
+		return nil
+	case data:
+		return badInput("data and data_base64 are both given: an event carries text (data) or bytes (data_base64), not both")
+	case mtyp != nil && *mtyp == "":
+		return badInput("media is empty: give the payload's media type, or no media member for %s", sse.DefaultBinaryMediaType)
+	}
+	payload, err := decodeBase64(*b64)
+	if err != nil {
+		return badInput("data_base64 is not standard base64 (A-Z, a-z, 0-9, + and /, padded with = or not): %s", strings.TrimPrefix(err.Error(), "illegal base64 data "))
+	}
+	media := ""
+	if mtyp != nil {
+		media = *mtyp
+	}
+	return l.setBinary(rec, payload, media)
 }
 
 // setMember sets the field of rec that the JSON member name stands for
@@ -760,8 +913,11 @@ func jsonError(err error) error {
 // and drops repeated topics. It refuses what could break a stream or a
 // client's Last-Event-ID: CR, LF or NUL in the ID or type, invalid
 // UTF-8, and an ID of digits only or beginning with "urn:ssehub:", the
-// forms of the IDs the Log assigns.
-func (l *limits) check(d *dialect, rec *Record) error {
+// forms of the IDs the Log assigns. binary says that rec.Data is the
+// hub's own, from setBinary; otherwise data beginning with
+// sse.BinaryPrefix is refused, so that no text event passes for a
+// binary one.
+func (l *limits) check(d *dialect, rec *Record, binary bool) error {
 	switch {
 	case len(rec.Topics) == 0:
 		return badInput("topic is required")
@@ -804,6 +960,9 @@ next:
 	}
 	if !utf8.ValidString(rec.Data) {
 		return badInput("data is not valid UTF-8")
+	}
+	if !binary && strings.HasPrefix(rec.Data, sse.BinaryPrefix) {
+		return badInput("data may not begin with %q: that prefix is reserved, it marks binary events, which the hub builds from a binary publish (application/octet-stream, data_base64)", sse.BinaryPrefix)
 	}
 	return nil
 }
