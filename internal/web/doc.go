@@ -1,7 +1,10 @@
 // Package web serves the hub's console page: one page of plain HTML, CSS and
 // JavaScript, with no build step, that subscribes to topics with the
 // browser's own EventSource, shows its readyState and the events as they
-// arrive, charts the event rate, and publishes events.
+// arrive, charts the event rate, and publishes events. A binary event
+// (see package sse) is shown by its media type and size, with a preview
+// when it is an image; the page decodes it with binary.js, which it
+// serves too, the snippet docs/BINARY.md gives for any page.
 //
 // The page reaches the hub's API through URLs relative to itself
 // ("events"), so it works at any base path, as long as that path ends in a
@@ -26,5 +29,6 @@
 // The page, its script and its style sheet are embedded in the binary. They
 // are sent with a strict Content-Security-Policy (no inline script or style;
 // every fetch, stream, script, style and image comes from the page's own
-// origin), and event data is always shown as text, never parsed as HTML.
+// origin, images from blob: URLs too, the page's previews), and event data
+// is always shown as text, never parsed as HTML.
 package web

@@ -18,8 +18,9 @@ import (
 var static embed.FS
 
 // csp is the Content-Security-Policy of every response: everything from the
-// page's own origin, no inline script or style, no plugins, no framing.
-const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+// page's own origin, no inline script or style, no plugins, no framing;
+// images from blob: URLs too, the page's own previews of binary events.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; " +
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // files maps each URL path the handler serves to its embedded file and type.
@@ -27,6 +28,7 @@ var files = []struct{ path, name, contentType string }{
 	{"/", "static/index.html", "text/html; charset=utf-8"},
 	{"/console.css", "static/console.css", "text/css; charset=utf-8"},
 	{"/console.js", "static/console.js", "text/javascript; charset=utf-8"},
+	{"/binary.js", "static/binary.js", "text/javascript; charset=utf-8"},
 	{"/favicon.svg", "static/favicon.svg", "image/svg+xml"},
 }
 

@@ -3,6 +3,8 @@
 //
 // Every URL is relative to the page ("events"), so the console works at any
 // base path. Event data is only ever set as textContent, never as HTML.
+// A binary event (docs/BINARY.md) shows its media type and size, decoded by
+// ssehubBinary from binary.js, and an image preview when it is an image.
 (() => {
   "use strict";
 
@@ -190,19 +192,61 @@
 
   function addEvent(type, id, data) {
     const gap = type === GAP_TYPE;
-    const li = make("li", gap ? "gap" : "");
+    const binary = !gap && data.startsWith(BINARY_PREFIX);
+    const li = make("li", gap ? "gap" : binary ? "binary" : "");
     li.dataset.testid = "event-row";
-    li.dataset.kind = gap ? "gap" : "event";
+    li.dataset.kind = gap ? "gap" : binary ? "binary" : "event";
     if (gap) li.title = "Gap: the hub no longer had every event missed while disconnected.";
-    for (const [name, text] of [["time", clock(new Date())], ["type", type], ["id", id], ["data", data]]) {
+    for (const [name, text] of [["time", clock(new Date())], ["type", type], ["id", id], ["data", binary ? "" : data]]) {
       const cell = make("span", name, text);
       cell.dataset.testid = "event-" + name;
       li.append(cell);
     }
+    if (binary) showBinary(li, li.lastElementChild, data);
     received++;
     shown++;
     prepend(li);
     countEvent();
+  }
+
+  const BINARY_PREFIX = "ssehub-binary ";
+  const previews = new Map(); // row → the Blob URL of its image preview
+
+  // showBinary fills cell, the data cell of row li, for a binary event:
+  // its media type and size from the first line, then, once decoded, an
+  // image preview when it is an image. The base64 is never shown.
+  async function showBinary(li, cell, data) {
+    const [, type = "?", , size = "?"] = data.slice(0, data.indexOf("\n")).split(" ");
+    const summary = make("span", "binary-summary", `${type} · ${Number(size).toLocaleString("en")} bytes`);
+    summary.dataset.testid = "event-binary";
+    cell.append(summary);
+    let payload;
+    try {
+      payload = await ssehubBinary(data);
+    } catch (err) {
+      summary.textContent += ` · not decoded: ${err.message}`;
+      li.dataset.binary = "malformed";
+      return;
+    }
+    li.dataset.binary = "decoded";
+    if (!type.startsWith("image/") || !li.isConnected) return;
+    const url = URL.createObjectURL(new Blob([payload.bytes], { type: payload.type }));
+    previews.set(li, url);
+    const img = make("img", "preview");
+    img.dataset.testid = "event-preview";
+    img.alt = `${type} image, event ${li.querySelector(".id").textContent || "without an ID"}`;
+    img.src = url;
+    cell.append(img);
+  }
+
+  // dropRow removes a log row, and frees its preview's Blob URL.
+  function dropRow(li) {
+    const url = previews.get(li);
+    if (url) {
+      URL.revokeObjectURL(url);
+      previews.delete(li);
+    }
+    li.remove();
   }
 
   function addStatus(text) {
@@ -216,13 +260,13 @@
     ui.log.prepend(li);
     while (ui.log.childElementCount > MAX_ROWS) {
       if (ui.log.lastElementChild.dataset.testid === "event-row") shown--;
-      ui.log.lastElementChild.remove();
+      dropRow(ui.log.lastElementChild);
     }
     ui.count.textContent = shown === received ? String(received) : `${shown} of ${received}`;
   }
 
   ui.clear.addEventListener("click", () => {
-    ui.log.replaceChildren();
+    for (const li of [...ui.log.children]) dropRow(li);
     received = 0;
     shown = 0;
     ui.count.textContent = "0";
