@@ -32,6 +32,12 @@
 //
 // Close stops the EventSource from any goroutine, including a handler.
 //
+// A binary event (see package sse, "Binary events": data that begins
+// with sse.BinaryPrefix) is an ordinary message; Event.IsBinary tells it
+// apart and Event.Bytes decodes its payload. Base64 makes a payload a
+// third larger: raise Options.MaxEventSize for payloads over about
+// 750 KiB.
+//
 // # Differences from a browser
 //
 // Where Go has no browser to lean on, the package decides: credentials are
