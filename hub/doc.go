@@ -84,14 +84,29 @@
 //     is sent as its compact JSON text; null is the same as leaving out
 //     data, type, id or retry;
 //   - application/x-ndjson: such objects, one per line, appended as one
-//     batch: all or none. A refusal names the line.
+//     batch: all or none. A refusal names the line;
+//   - application/octet-stream: one binary event, whose payload is the
+//     body, with its other fields in the query string (topic, type, id,
+//     retry, private, as in the form) and the payload's media type in
+//     media (application/octet-stream when absent).
+//
+// A JSON or NDJSON event carries a binary payload in data_base64
+// (standard base64, padded or not) instead of data, with its media type
+// in media. A binary event's data is sse.BinaryData's: a first line
+// beginning with sse.BinaryPrefix, then base64, of the payload gzipped
+// when that is smaller; a subscriber's sse.Event.Bytes gives the
+// payload back. Text data beginning with sse.BinaryPrefix is refused on
+// every path, the Mercure endpoint's too, so that no text event passes
+// for a binary one. The payload is at most Limits.MaxBinaryBytes, and
+// its data, encoded, at most Limits.MaxEventBytes (413).
 //
 // Nothing a publisher sends is ignored or taken for something else:
 //
 //   - Any other field name is refused with 400, naming it. JSON names
 //     count only as written ("Private" is unknown), and each may appear
 //     once; a form field other than topic may appear once. Fields go in
-//     the body: a publish whose URL has a query is refused.
+//     the body: a publish whose URL has a query is refused, except a
+//     binary one, whose unknown query parameters are refused, named.
 //   - The form's private is on, true or 1 (private) or off, false or 0
 //     (public), in any letter case; absent means public, and an empty
 //     or any other value is refused.

@@ -57,8 +57,11 @@ func grantFrom(ctx context.Context) *Grant {
 
 // Publish publishes events as POST /events does, as one batch, and
 // returns their IDs in order, once they are durable in the Log. It runs
-// the same checks: each event's fields (the same limits, and no CR, LF or
-// NUL in ID or type), and, when ctx carries a grant (see WithGrant), its
+// the same checks: each event's fields (the same limits, no CR, LF or
+// NUL in ID or type, no text data beginning with sse.BinaryPrefix, and,
+// for a binary event, Limits.MaxBinaryBytes on Binary and
+// Limits.MaxEventBytes on its data, encoded), and, when ctx carries a
+// grant (see WithGrant), its
 // publish selectors and rate. Without a grant, the caller is trusted as
 // the program that runs the Hub: any topic may be published to. Publish
 // does not need Run to be running; subscribers receive the events once

@@ -178,7 +178,8 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	fs.IntVar(&c.limits.MaxTopics, "max-topics", 0, "most topics one event may have (0: 64)")
 	fs.IntVar(&c.limits.MaxSelectors, "max-selectors", 0, "most topic selectors one subscription may have (0: 64)")
 	fs.IntVar(&c.limits.MaxSelectorBytes, "max-selector-bytes", 0, "longest topic or selector in bytes (0: 256)")
-	fs.IntVar(&c.limits.MaxEventBytes, "max-event-bytes", 0, "largest event data in bytes (0: 256 KiB)")
+	fs.IntVar(&c.limits.MaxEventBytes, "max-event-bytes", 0, "largest event data in bytes (0: 256 KiB); a binary event's data is its payload in base64, a third larger, unless gzip made it smaller")
+	fs.IntVar(&c.limits.MaxBinaryBytes, "max-binary-bytes", 0, "largest payload of a binary event in `bytes`, decoded (0: 1 MiB); its data, encoded, is bounded by --max-event-bytes too")
 	fs.IntVar(&c.limits.MaxStreams, "max-streams", 0, "most event streams at once (0: 100000; -1: no bound)")
 	fs.IntVar(&c.limits.MaxStreamsPerClient, "max-streams-per-client", 0, "most event streams one client address may hold (0: 1000; -1: no bound)")
 	fs.Float64Var(&c.limits.PublishRate, "publish-rate", 0, "events a second one token may publish, sustained (0: 10000; -1: no bound)")
@@ -253,6 +254,10 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 		return fail("--max-event-bytes must not be negative")
 	case c.maxBody > 0 && int64(c.limits.MaxEventBytes) > c.maxBody:
 		return fail("--max-event-bytes %d is more than --max-body %d allows", c.limits.MaxEventBytes, c.maxBody)
+	case c.limits.MaxBinaryBytes < 0:
+		return fail("--max-binary-bytes must not be negative")
+	case int64(c.limits.MaxBinaryBytes) > cmp.Or(c.maxBody, hub.DefaultMaxBodyBytes):
+		return fail("--max-binary-bytes %d is more than --max-body %d allows (a binary body is the payload itself)", c.limits.MaxBinaryBytes, cmp.Or(c.maxBody, hub.DefaultMaxBodyBytes))
 	case c.limits.MaxStreams < -1:
 		return fail("--max-streams must be -1 (no bound), 0 (the default) or positive")
 	case c.limits.MaxStreamsPerClient < -1:

@@ -114,6 +114,10 @@ func TestServeFlags(t *testing.T) {
 		{"negative selector bytes", []string{"serve", "--max-selector-bytes", "-5"}, nil, "--max-selector-bytes"},
 		{"negative event bytes", []string{"serve", "--max-event-bytes", "-1"}, nil, "--max-event-bytes"},
 		{"event larger than body", []string{"serve", "--max-body", "1000", "--max-event-bytes", "2000"}, nil, "--max-event-bytes"},
+		{"negative binary bytes", []string{"serve", "--max-binary-bytes", "-1"}, nil, "--max-binary-bytes"},
+		{"binary larger than body", []string{"serve", "--max-body", "1000", "--max-binary-bytes", "2000"}, nil, "--max-binary-bytes 2000 is more than --max-body 1000"},
+		{"binary larger than the default body", []string{"serve", "--max-binary-bytes", "2000000"}, nil, "--max-body 1048576"},
+		{"binary larger than body from env", []string{"serve"}, map[string]string{"SSEHUB_MAX_BINARY_BYTES": "1048577"}, "--max-binary-bytes 1048577"},
 		{"streams below -1", []string{"serve", "--max-streams", "-2"}, nil, "--max-streams"},
 		{"per-client streams below -1", []string{"serve", "--max-streams-per-client", "-2"}, nil, "--max-streams-per-client"},
 		{"replay budget below -1", []string{"serve", "--max-replay", "-2"}, nil, "--max-replay"},
@@ -216,7 +220,7 @@ func TestServeHubOptions(t *testing.T) {
 		"--cors-origins", "http://[::1]:80",
 		"--cors-max-age", "1h",
 		"--max-body", "4096", "--max-topics", "3", "--max-selectors", "4", "--max-selector-bytes", "5",
-		"--max-event-bytes", "1024", "--max-streams", "-1", "--max-streams-per-client", "7",
+		"--max-event-bytes", "1024", "--max-binary-bytes", "2048", "--max-streams", "-1", "--max-streams-per-client", "7",
 		"--publish-rate", "2.5", "--body-timeout", "5s", "--max-replay", "1000",
 		"--trusted-proxies", "10.1.2.3/8, 127.0.0.1,::1 ,::ffff:172.16.0.0/108,2001:db8::/32",
 		"--tls-cert", certFile, "--tls-key", keyFile,
@@ -234,7 +238,7 @@ func TestServeHubOptions(t *testing.T) {
 		CORSOrigins: []string{"https://app.example", "http://localhost:3000", "http://[::1]"},
 		CORSMaxAge:  time.Hour,
 		Limits: hub.Limits{
-			MaxTopics: 3, MaxSelectors: 4, MaxSelectorBytes: 5, MaxEventBytes: 1024,
+			MaxTopics: 3, MaxSelectors: 4, MaxSelectorBytes: 5, MaxEventBytes: 1024, MaxBinaryBytes: 2048,
 			MaxStreams: -1, MaxStreamsPerClient: 7, PublishRate: 2.5, PublishBurst: 40,
 			BodyTimeout: 5 * time.Second, MaxReplay: 1000,
 		},
@@ -661,6 +665,8 @@ func TestServeHelp(t *testing.T) {
 		"-mercure-node-heartbeat duration",
 		"[$SSEHUB_MERCURE_NODE_HEARTBEAT] (default 10s)",
 		"/.well-known/mercure",
+		"-max-binary-bytes bytes",
+		"largest payload of a binary event in bytes, decoded (0: 1 MiB); its data, encoded, is bounded by --max-event-bytes too [$SSEHUB_MAX_BINARY_BYTES]",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("serve -h lacks %q:\n%s", want, stdout)
