@@ -100,7 +100,7 @@ func BenchmarkFanout(b *testing.B) {
 					for i, s := range subs {
 						<-s.signal
 						q, _, _ := s.take(spare[i])
-						if err := writeFrames(streams[i], q); err != nil {
+						if err := writeFrames(streams[i], q, false); err != nil {
 							b.Fatal(err)
 						}
 						clear(q)
@@ -165,7 +165,7 @@ func BenchmarkDrain(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(k * len(enc)))
 			for b.Loop() {
-				if err := writeFrames(st, q); err != nil {
+				if err := writeFrames(st, q, false); err != nil {
 					b.Fatal(err)
 				}
 			}
