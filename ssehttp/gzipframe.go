@@ -51,15 +51,40 @@ func AppendGzipFrame(dst, p []byte) []byte {
 }
 
 // frameWriters holds idle compressors of AppendGzipFrame, at
-// flate.DefaultCompression: on events deflated one by one it saves a
-// sixth over flate.BestSpeed, whose encoder does not look for matches
-// in blocks under 128 bytes.
+// flate.BestSpeed. Every frame needs a compressor reset to forget the
+// last one, and the other levels' reset clears 640 KiB of hash tables:
+// measured, a frame took 6 µs at BestSpeed and 35-38 µs at
+// DefaultCompression, for frames a sixth larger on 100-byte events
+// (BestSpeed only Huffman-codes blocks under 128 bytes) and 3 % larger
+// on 1 KiB ones (BenchmarkGzipSchemes, docs/BENCHMARKS.md). The hub
+// deflates on its one fan-out goroutine, where 38 µs an event would cap
+// its rate.
 var frameWriters sync.Pool
 
 func getFrameWriter() *flate.Writer {
 	if fz, ok := frameWriters.Get().(*flate.Writer); ok {
 		return fz
 	}
-	fz, _ := flate.NewWriter(nil, flate.DefaultCompression) // a valid level: cannot fail
+	fz, _ := flate.NewWriter(nil, flate.BestSpeed) // a valid level: cannot fail
 	return fz
+}
+
+// zbufs holds *[]byte buffers for the frames of the writes of GzipFrames
+// streams, shared so that an idle stream holds none.
+var zbufs sync.Pool
+
+func getZbuf() *[]byte {
+	if p, ok := zbufs.Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, 0, 1024)
+	return &b
+}
+
+func putZbuf(p *[]byte) {
+	if cap(*p) > maxKeptBuf {
+		return
+	}
+	*p = (*p)[:0]
+	zbufs.Put(p)
 }

@@ -116,8 +116,7 @@ type Stream struct {
 	mu        sync.Mutex // held across every write; guards the fields below
 	w         io.Writer  // the ResponseWriter, or gz
 	gz        *gzip.Writer
-	frames    bool   // compressed in independent frames (Options.GzipFrames); set by NewStream
-	zbuf      []byte // the frame of the write in progress, when frames is set
+	frames    bool // compressed in independent frames (Options.GzipFrames); set by NewStream
 	buf       []byte
 	lastWrite time.Time
 	hb        *time.Timer // nil when heartbeats are disabled
@@ -202,11 +201,13 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *Options) (*Stream, 
 	defer s.mu.Unlock()
 	s.buf, _ = sse.AppendEvent(make([]byte, 0, 512), &ev) // cannot fail: no ID or type
 	if s.frames {
-		s.zbuf = AppendGzipFrame(AppendGzipHeader(make([]byte, 0, 512)), s.buf)
-		if err := s.writeDeflatedLocked(s.zbuf); err != nil {
+		zp := getZbuf()
+		*zp = AppendGzipFrame(AppendGzipHeader(*zp), s.buf)
+		err := s.writeDeflatedLocked(*zp)
+		putZbuf(zp)
+		if err != nil {
 			return nil, err
 		}
-		s.zbuf = s.zbuf[:0]
 	} else if err := s.writeLocked(s.buf); err != nil {
 		s.releaseGzipLocked()
 		return nil, err
@@ -380,13 +381,10 @@ func (s *Stream) writeLocked(p []byte) error {
 		return s.err
 	}
 	if s.frames {
-		s.zbuf = AppendGzipFrame(s.zbuf[:0], p)
-		err := s.writeDeflatedLocked(s.zbuf)
-		if cap(s.zbuf) <= maxKeptBuf {
-			s.zbuf = s.zbuf[:0]
-		} else {
-			s.zbuf = nil
-		}
+		zp := getZbuf()
+		*zp = AppendGzipFrame(*zp, p)
+		err := s.writeDeflatedLocked(*zp)
+		putZbuf(zp)
 		return err
 	}
 	return s.writeDeflatedLocked(p)
