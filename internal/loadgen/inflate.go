@@ -82,12 +82,19 @@ func (z *inflater) feed(b []byte, emit func([]byte)) error {
 		return nil
 	}
 	end += len(syncMarker)
-	ib := inflateBufs.Get().(*inflateBuf)
-	defer inflateBufs.Put(ib)
-	out, err := ib.inflate(z.pending[:end], nil)
-	var corrupt flate.CorruptInputError
-	if errors.As(err, &corrupt) && len(z.history) > 0 {
-		out, err = ib.inflate(z.pending[:end], z.history) // it refers back: give it the window
+	seg := z.pending[:end]
+	out, err, cached := decoded.get(seg)
+	if !cached {
+		ib := inflateBufs.Get().(*inflateBuf)
+		defer inflateBufs.Put(ib)
+		out, err = ib.inflate(seg, nil)
+		var corrupt flate.CorruptInputError
+		switch {
+		case errors.As(err, &corrupt) && len(z.history) > 0:
+			out, err = ib.inflate(seg, z.history) // it refers back: give it the window
+		case err == nil || errors.Is(err, io.ErrUnexpectedEOF):
+			decoded.put(seg, out, err) // it stands alone
+		}
 	}
 	switch {
 	case err == nil:
@@ -183,4 +190,51 @@ func gzipHeaderLen(b []byte) (n int, ok bool, err error) {
 		return 0, false, nil
 	}
 	return n, true, nil
+}
+
+// decoded keeps what recent segments that stand alone (that decode
+// without a window) decode to. A hub that shares its compressed frames
+// among subscribers sends each of them the same bytes, so one decode
+// serves them all: without it, decoding each subscriber's copy (about
+// 4 µs a frame) would take this tool more CPU than the hub spends
+// writing them, and it would become the bottleneck it measures. A
+// segment that stands alone decodes the same whatever came before it in
+// its stream, so the cache changes no result.
+var decoded = segmentCache{m: make(map[string]cachedSegment)}
+
+// maxCachedSegments bounds the cache; it is emptied when full.
+const maxCachedSegments = 4096
+
+// A segmentCache maps compressed segments to what they decode to. It is
+// safe for concurrent use.
+type segmentCache struct {
+	mu sync.Mutex // guards m
+	m  map[string]cachedSegment
+}
+
+type cachedSegment struct {
+	out []byte
+	err error // nil when the segment ends its stream, else io.ErrUnexpectedEOF
+}
+
+// get returns what seg decodes to, if it is cached. out must not be
+// modified.
+func (c *segmentCache) get(seg []byte) (out []byte, err error, ok bool) {
+	c.mu.Lock()
+	e, ok := c.m[string(seg)]
+	c.mu.Unlock()
+	return e.out, e.err, ok
+}
+
+// put caches what seg decodes to: out, copied, and the decoder's error.
+func (c *segmentCache) put(seg, out []byte, err error) {
+	if len(seg) > 4<<10 {
+		return // a replay or a burst: unlikely to be shared
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedSegments {
+		clear(c.m)
+	}
+	c.m[string(seg)] = cachedSegment{out: append([]byte(nil), out...), err: err}
 }
