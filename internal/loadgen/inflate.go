@@ -13,6 +13,14 @@ import (
 // keeps: the window of deflate, which later data may refer back into.
 const maxHistory = 32 << 10
 
+// trustAlone is how many segments must decode without the window, none
+// needing it, before a stream stops keeping one. A hub that shares
+// frames among its subscribers deflates each on its own; a compressor of
+// the stream's own refers back within its first events. Keeping 32 KiB
+// for each of ten thousand subscribers that never need it would cost
+// this tool hundreds of megabytes and the CPU to touch them.
+const trustAlone = 16
+
 // maxPending is the most compressed bytes a stream holds while it waits
 // for the end of a flushed segment.
 const maxPending = 4 << 20
@@ -28,7 +36,9 @@ var syncMarker = []byte{0, 0, 0xff, 0xff}
 // time they do, with a decompressor from a pool and the stream's last
 // 32 KiB of decoded bytes as its window, and holds the bytes otherwise.
 // A segment that refers to no earlier bytes (as the frames a hub shares
-// among streams do not) is decoded without copying the window in.
+// among streams do not) is decoded without copying the window in, and a
+// stream whose first trustAlone segments all stood alone keeps no
+// window: should a later one refer back, the stream ends as malformed.
 //
 // The marker's bytes can also occur inside compressed data: a segment
 // cut there fails to decode, and the stream ends as malformed. Hubs that
@@ -39,7 +49,11 @@ type inflater struct {
 	header  bool   // the gzip header has been read
 	pending []byte // compressed bytes not decoded yet
 	history []byte // the last decoded bytes, up to maxHistory
-	ended   bool   // the final block was decoded
+	// standalone counts the first segments that decoded without the
+	// window, up to trustAlone; refers is set once one needed it.
+	standalone int
+	refers     bool
+	ended      bool // the final block was decoded
 }
 
 // inflateBuf is the shared state of decoding: a decompressor and a
@@ -90,8 +104,11 @@ func (z *inflater) feed(b []byte, emit func([]byte)) error {
 		out, err = ib.inflate(seg, nil)
 		var corrupt flate.CorruptInputError
 		switch {
+		case errors.As(err, &corrupt) && z.standalone >= trustAlone:
+			return fmt.Errorf("%w: a segment refers to earlier bytes after %d that did not, and this tool no longer keeps them", errInflate, trustAlone)
 		case errors.As(err, &corrupt) && len(z.history) > 0:
 			out, err = ib.inflate(seg, z.history) // it refers back: give it the window
+			z.refers = true
 		case err == nil || errors.Is(err, io.ErrUnexpectedEOF):
 			decoded.put(seg, out, err) // it stands alone
 		}
@@ -112,7 +129,14 @@ func (z *inflater) feed(b []byte, emit func([]byte)) error {
 	default:
 		z.pending = z.pending[:0]
 	}
-	z.remember(out)
+	if !z.refers && z.standalone < trustAlone {
+		if z.standalone++; z.standalone == trustAlone {
+			z.history = nil // frames that stand alone: no window needed
+		}
+	}
+	if z.refers || z.standalone < trustAlone {
+		z.remember(out)
+	}
 	if len(out) > 0 {
 		emit(out)
 	}

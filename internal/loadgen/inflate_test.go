@@ -2,7 +2,9 @@ package loadgen
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
+	"errors"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -77,6 +79,32 @@ func TestInflater(t *testing.T) {
 	var z inflater
 	if err := z.feed([]byte("HTTP/1.1 200 OK\r\n"), func([]byte) {}); err == nil {
 		t.Error("feed of a body that is not gzip = nil; want an error")
+	}
+
+	// After trustAlone frames that stand alone, a segment that refers
+	// back cannot be decoded: the window is no longer kept.
+	ev := []byte("id: 1\ndata: the same event again and again\n\n")
+	var fb bytes.Buffer
+	fw, _ := flate.NewWriter(&fb, flate.DefaultCompression)
+	fw.Write(ev)
+	fw.Flush()
+	fb.Reset()
+	fw.Write(ev)
+	fw.Flush() // refers back to the first ev
+	z = inflater{}
+	if err := z.feed(ssehttp.AppendGzipHeader(nil), func([]byte) {}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range trustAlone {
+		if err := z.feed(ssehttp.AppendGzipFrame(nil, ev), func([]byte) {}); err != nil {
+			t.Fatalf("feed of frame %d = %v", i, err)
+		}
+	}
+	if len(z.history) != 0 {
+		t.Fatalf("after %d frames that stand alone, a window of %d bytes; want none", trustAlone, len(z.history))
+	}
+	if err := z.feed(fb.Bytes(), func([]byte) {}); !errors.Is(err, errInflate) {
+		t.Errorf("feed of a segment that refers back, after %d that did not = %v; want errInflate", trustAlone, err)
 	}
 }
 
