@@ -12,6 +12,10 @@ import (
 // name, no time and no extra fields, from an unknown operating system.
 var gzipHeader = [10]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
 
+// pingFrame is the heartbeat comment of a GzipFrames stream, deflated
+// once for all of them.
+var pingFrame = AppendGzipFrame(nil, []byte(": "+pingComment+"\n"))
+
 // AcceptsGzip reports whether r's Accept-Encoding allows a gzip-encoded
 // response (RFC 9110, section 12.5.3), as NewStream decides it for
 // Options.Gzip and Options.GzipFrames.

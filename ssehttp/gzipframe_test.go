@@ -1,6 +1,7 @@
 package ssehttp_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ssehub/ssehub/sse"
 	"github.com/ssehub/ssehub/ssehttp"
@@ -154,5 +156,47 @@ func TestGzipFramesStream(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestGzipFramesHeartbeat checks that a GzipFrames stream's heartbeats
+// are compressed as its events are, and that a heartbeat is the same
+// comment as on a plain stream.
+func TestGzipFramesHeartbeat(t *testing.T) {
+	for _, frames := range []bool{true, false} {
+		t.Run(fmt.Sprint("frames=", frames), func(t *testing.T) {
+			errc := make(chan error, 1)
+			srv, c := newServer(t, "HTTP/1.1", func(w http.ResponseWriter, r *http.Request) {
+				s, err := ssehttp.NewStream(w, r, &ssehttp.Options{GzipFrames: frames, Heartbeat: 5 * time.Millisecond})
+				if err != nil {
+					errc <- err
+					return
+				}
+				defer s.Close()
+				<-s.Done()
+				errc <- nil
+			})
+			resp := get(t, c, srv.URL, http.Header{"Accept-Encoding": {"gzip"}})
+			body := io.Reader(resp.Body)
+			if frames {
+				zr, err := gzip.NewReader(resp.Body)
+				if err != nil {
+					t.Fatalf("gzip.NewReader: %v", err)
+				}
+				body = zr
+			}
+			br := bufio.NewReader(body)
+			want := []string{": open\n", ": ping\n", ": ping\n"}
+			for i, w := range want {
+				line, err := br.ReadString('\n')
+				if err != nil || line != w {
+					t.Fatalf("line %d = %q, %v; want %q", i, line, err, w)
+				}
+			}
+			resp.Body.Close()
+			if err := recv(t, errc, "handler"); err != nil {
+				t.Errorf("handler: %v", err)
+			}
+		})
 	}
 }

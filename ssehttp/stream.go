@@ -70,8 +70,11 @@ type Options struct {
 	// Accept-Encoding whether or not it is compressed; GzipFrames
 	// reports whether it is. The stream holds no memory for compression,
 	// but each write compresses without the context of earlier ones, so
-	// small events shrink less than with Gzip. It is ignored when Gzip
-	// is set. If false, the stream is not compressed this way.
+	// small events shrink less than with Gzip. The gzip data is never
+	// ended: Close writes no trailer, and a client's decoder reports an
+	// unexpected end where the response ends (an EventSource reconnects
+	// as after any end). It is ignored when Gzip is set. If false, the
+	// stream is not compressed this way.
 	GzipFrames bool
 
 	// Retry, if positive, is sent in a retry field with the opening bytes,
@@ -456,8 +459,14 @@ func (s *Stream) beat() {
 	}
 	next := s.heartbeat - time.Since(s.lastWrite)
 	if next <= 0 {
-		s.buf, _ = sse.AppendEvent(s.buf[:0], &sse.Event{Comment: pingComment})
-		if s.writeLocked(s.buf) != nil {
+		var err error
+		if s.frames {
+			err = s.writeDeflatedLocked(pingFrame)
+		} else {
+			s.buf, _ = sse.AppendEvent(s.buf[:0], &sse.Event{Comment: pingComment})
+			err = s.writeLocked(s.buf)
+		}
+		if err != nil {
 			return
 		}
 		next = s.heartbeat
