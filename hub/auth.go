@@ -84,10 +84,7 @@ var errExpired = errors.New("hub: token expired")
 // authFrame is the AuthEventType event, shared by every subscriber whose
 // grant expires. Its position is past every record's, so that no floor
 // drops it.
-var authFrame = &frame{
-	pos: math.MaxUint64,
-	b:   []byte("event: " + AuthEventType + "\ndata: {\"reason\":\"expired\"}\n\n"),
-}
+var authFrame = newFrame(math.MaxUint64, []byte("event: "+AuthEventType+"\ndata: {\"reason\":\"expired\"}\n\n"), true)
 
 // errNoToken is a request's missing token, where one is needed.
 var errNoToken = errors.New("a token is required")

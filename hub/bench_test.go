@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -100,7 +101,7 @@ func BenchmarkFanout(b *testing.B) {
 					for i, s := range subs {
 						<-s.signal
 						q, _, _ := s.take(spare[i])
-						if err := writeFrames(streams[i], q); err != nil {
+						if err := writeFrames(streams[i], q, false); err != nil {
 							b.Fatal(err)
 						}
 						clear(q)
@@ -165,7 +166,7 @@ func BenchmarkDrain(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(k * len(enc)))
 			for b.Loop() {
-				if err := writeFrames(st, q); err != nil {
+				if err := writeFrames(st, q, false); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -180,10 +181,23 @@ func BenchmarkDrain(b *testing.B) {
 // RSS-B/sub, the growth of the process's resident set (VmRSS), which
 // also counts garbage not yet collected and memory the runtime keeps;
 // and goroutines/sub.
+//
+// The gzip variant asks for gzip from a hub with Options.Gzip: its
+// streams hold no compressor, so they should cost what the others do.
 func BenchmarkIdleSubscriber(b *testing.B) {
 	const n = 1000
-	b.Run(fmt.Sprint(n), func(b *testing.B) {
-		h := runHub(b, &Options{Heartbeat: -1})
+	for _, gz := range []bool{false, true} {
+		name := fmt.Sprint(n)
+		if gz {
+			name += "/gzip"
+		}
+		b.Run(name, func(b *testing.B) { benchIdleSubscriber(b, n, gz) })
+	}
+}
+
+func benchIdleSubscriber(b *testing.B, n int, gz bool) {
+	{
+		h := runHub(b, &Options{Heartbeat: -1, Gzip: gz})
 		srv := httptest.NewServer(h)
 		defer srv.Close()
 		var perSub, rssPerSub, goroutines float64
@@ -198,10 +212,14 @@ func BenchmarkIdleSubscriber(b *testing.B) {
 					b.Fatal(err)
 				}
 				conns[i] = c
-				io.WriteString(c, "GET /events?topic=prices/acme HTTP/1.1\r\nHost: x\r\n\r\n")
+				io.WriteString(c, "GET /events?topic=prices/acme HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
 			}
 			for _, c := range conns { // read up to the id-only event: the handler is idle
 				br := bufio.NewReader(c)
+				if gz {
+					readGzipOpening(b, br)
+					continue
+				}
 				for {
 					line, err := br.ReadString('\n')
 					if err != nil {
@@ -218,10 +236,10 @@ func BenchmarkIdleSubscriber(b *testing.B) {
 				g = runtime.NumGoroutine()
 				time.Sleep(10 * time.Millisecond)
 			}
-			rssPerSub = float64(vmRSS()-rss0) / n
+			rssPerSub = float64(vmRSS()-rss0) / float64(n)
 			after, g1 := memInUse()
-			perSub = float64(after-before) / n
-			goroutines = float64(g1-g0) / n
+			perSub = float64(after-before) / float64(n)
+			goroutines = float64(g1-g0) / float64(n)
 			for _, c := range conns {
 				c.Close()
 			}
@@ -239,7 +257,30 @@ func BenchmarkIdleSubscriber(b *testing.B) {
 		b.ReportMetric(perSub, "B/sub")
 		b.ReportMetric(rssPerSub, "RSS-B/sub")
 		b.ReportMetric(goroutines, "goroutines/sub")
-	})
+	}
+}
+
+// readGzipOpening reads a compressed stream's head and its first frame,
+// which ends in the sync marker of a flush, without decoding it.
+func readGzipOpening(b *testing.B, br *bufio.Reader) {
+	b.Helper()
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			b.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	var got []byte
+	for !bytes.HasSuffix(got, []byte{0, 0, 0xff, 0xff}) {
+		c, err := br.ReadByte()
+		if err != nil {
+			b.Fatal(err)
+		}
+		got = append(got, c)
+	}
 }
 
 // vmRSS returns the process's resident set size, in bytes.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,14 +59,14 @@ var hopHeaders = map[string]bool{
 	"Trailer":           true,
 	"Transfer-Encoding": true,
 	"Upgrade":           true,
-	"Content-Encoding":  true, // the hub never compresses
+	"Content-Encoding":  true, // the hub's own: see appendHead
 }
 
 // appendHead appends the head of a close-delimited event stream
 // response to b: a 200 status line, the fields already in hd (set by
 // middleware, such as CORS), which it completes with the event stream's
-// own, and a blank line.
-func appendHead(b []byte, hd http.Header) []byte {
+// own, and a blank line. With gz, it says the body is gzip-compressed.
+func appendHead(b []byte, hd http.Header, gz bool) []byte {
 	hd.Set("Content-Type", "text/event-stream")
 	if hd.Get("Cache-Control") == "" {
 		hd.Set("Cache-Control", "no-cache")
@@ -79,6 +80,9 @@ func appendHead(b []byte, hd http.Header) []byte {
 	buf := bytes.NewBuffer(b)
 	buf.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = hd.WriteSubset(buf, hopHeaders) // a bytes.Buffer does not fail
+	if gz {
+		buf.WriteString("Content-Encoding: gzip\r\n")
+	}
 	buf.WriteString("Connection: close\r\n\r\n")
 	return buf.Bytes()
 }
@@ -172,6 +176,19 @@ func (b *ioBuffer) readGone(rc syscall.RawConn, scratch []byte) bool {
 			return false // would block: nothing to read
 		case b.n < 0:
 			return true // end of file
+		}
+	}
+	return false
+}
+
+// varyHas reports whether the Vary field of hd names field, or is "*".
+func varyHas(hd http.Header, field string) bool {
+	for _, v := range hd.Values("Vary") {
+		for t := range strings.SplitSeq(v, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.EqualFold(t, field) {
+				return true
+			}
 		}
 	}
 	return false

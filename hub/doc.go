@@ -232,6 +232,7 @@
 // ssehub_store_errors_total{op} (the same and tail); ssehub_tailing (1
 // while Run tails the Log); ssehub_tail_lag_positions (how far the
 // fan-out is behind the Log's newest record, sampled every second);
-// ssehub_refused_total{reason} (origin, token, streams, per_client); and
-// ssehub_token_expiries_total.
+// ssehub_refused_total{reason} (origin, token, streams, per_client);
+// ssehub_token_expiries_total; and ssehub_gzip_streams_total, the streams
+// opened with Content-Encoding: gzip (Options.Gzip).
 package hub

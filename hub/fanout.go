@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ssehub/ssehub/sse"
+	"github.com/ssehub/ssehub/ssehttp"
 )
 
 // Why the hub ended a subscription; a subscriber's handler logs them.
@@ -32,6 +33,29 @@ var (
 type frame struct {
 	pos uint64 // the record's position in the Log
 	b   []byte // the encoded event, ending in its blank line
+	// gz is b deflated on its own (ssehttp.AppendGzipFrame), for the
+	// subscribers whose stream is compressed. The fan-out sets it before
+	// it queues the frame on the first of them; nil until then.
+	gz []byte
+}
+
+// newFrame returns a frame of b at pos, with its compressed form when
+// gz is set.
+func newFrame(pos uint64, b []byte, gz bool) *frame {
+	f := &frame{pos: pos, b: b}
+	if gz {
+		f.gz = ssehttp.AppendGzipFrame(nil, b)
+	}
+	return f
+}
+
+// bytes returns f's bytes as a subscriber whose stream is compressed
+// (gz) or not is sent them.
+func (f *frame) bytes(gz bool) []byte {
+	if gz {
+		return f.gz
+	}
+	return f.b
 }
 
 // encodeRecord encodes rec as an event, as d shows it, into a new buffer
@@ -105,6 +129,10 @@ type subscriber struct {
 	conn   net.Conn        // the taken-over connection; nil on an ssehttp stream
 	raw    syscall.RawConn // conn's, for writes that do not block; nil if it has none
 	remote string          // the client's address, for logs
+
+	// gz is set when the stream is gzip-compressed: the subscriber is
+	// sent frames' gz bytes. Set before register and not changed after.
+	gz bool
 
 	mu        sync.Mutex // guards the fields below
 	q         []*frame   // queued frames, in position order
@@ -229,7 +257,7 @@ func (s *subscriber) take(spare []*frame) (q []*frame, end error, last bool) {
 // queue, keeping its array unless it has grown large. s.mu must be held.
 func (s *subscriber) appendQueuedLocked(b []byte) []byte {
 	for _, f := range s.q {
-		b = append(b, f.b...)
+		b = append(b, f.bytes(s.gz)...)
 	}
 	clear(s.q)
 	if cap(s.q) > maxSpare {
@@ -547,6 +575,10 @@ func (h *Hub) fanoutRecordLocked(rec *Record) (delivered, slowest int) {
 			}
 			f = &frame{pos: rec.Pos, b: b}
 			frames[s.d.slot] = f
+		}
+		if s.gz && f.gz == nil {
+			// Before f is queued on a subscriber that reads it.
+			f.gz = ssehttp.AppendGzipFrame(nil, f.b)
 		}
 		r := s.push(f)
 		switch r & resultMask {

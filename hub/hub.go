@@ -155,6 +155,20 @@ type Options struct {
 	// zero, DefaultCORSMaxAge (10 minutes) is used.
 	CORSMaxAge time.Duration
 
+	// Gzip compresses the stream of each subscriber whose request
+	// accepts gzip (Accept-Encoding), on HTTP/1.x and HTTP/2 alike: the
+	// response carries Content-Encoding: gzip, and every response of a
+	// subscription carries Vary: Accept-Encoding. Each event is deflated
+	// once, on its own, and the same compressed bytes are written to
+	// every compressed subscriber it goes to (see
+	// ssehttp.AppendGzipFrame): a compressed subscriber holds no
+	// compressor, and every event is flushed at once. Heartbeats and
+	// replays are compressed the same way. The stream is never ended
+	// with a gzip trailer: it ends when its connection does, and an
+	// EventSource reconnects either way. If false, no stream is
+	// compressed.
+	Gzip bool
+
 	// Limits is what the hub accepts from one request or one client.
 	Limits Limits
 
@@ -422,6 +436,7 @@ func New(log Log, opts *Options) *Hub {
 			Heartbeat:    o.Heartbeat,
 			WriteTimeout: o.WriteTimeout,
 			Retry:        max(o.Retry, 0),
+			GzipFrames:   o.Gzip,
 		},
 		lim:       lim,
 		cors:      newCORSPolicy(o.CORSOrigins, o.CORSMaxAge),

@@ -60,6 +60,7 @@ type metrics struct {
 	tailing       prometheus.Gauge
 	refused       *prometheus.CounterVec
 	expired       prometheus.Counter
+	gzipped       prometheus.Counter
 }
 
 // newMetrics makes the collectors and registers them with reg unless reg
@@ -94,6 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refused: counterVec("ssehub_refused_total", "Requests refused before they were served, by reason (origin, token, streams, per_client).", "reason",
 			refusedOrigin, refusedToken, refusedStreams, refusedPerClient),
 		expired: counter("ssehub_token_expiries_total", "Subscriber streams ended because their token expired."),
+		gzipped: counter("ssehub_gzip_streams_total", "Subscriber streams opened with Content-Encoding: gzip."),
 	}
 	for _, op := range []string{opAppend, opRead, opLookup, opBounds} {
 		m.store.WithLabelValues(op)
@@ -101,7 +103,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.connections, m.subscriptions, m.publishes, m.appended, m.tailed,
 			m.deliveries, m.slow, m.replays, m.replayed, m.replayCuts, m.gaps, m.store, m.storeErrors,
-			m.tailLag, m.tailing, m.refused, m.expired)
+			m.tailLag, m.tailing, m.refused, m.expired, m.gzipped)
 	}
 	return m
 }

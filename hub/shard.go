@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/ssehub/ssehub/ssehttp"
 )
 
 // Timing of the shards.
@@ -59,6 +61,7 @@ type shard struct {
 	scratch [512]byte      // what peers send, read and dropped
 	drains  sync.WaitGroup // the goroutines writing to full sockets
 	ping    []byte         // the heartbeat comment
+	gzPing  []byte         // ping, deflated on its own for compressed streams
 }
 
 func newShard(h *Hub, id int) *shard {
@@ -69,6 +72,7 @@ func newShard(h *Hub, id int) *shard {
 		urgent: make(chan struct{}, 1),
 		io:     newIOBuffer(),
 		ping:   []byte(": ping\n"),
+		gzPing: ssehttp.AppendGzipFrame(nil, []byte(": ping\n")),
 	}
 }
 
@@ -359,7 +363,11 @@ func (sh *shard) sweep() {
 			}
 		}
 		if hb > 0 && now-s.lastWrite >= hb {
-			sh.write(s, sh.ping, now)
+			ping := sh.ping
+			if s.gz {
+				ping = sh.gzPing
+			}
+			sh.write(s, ping, now)
 		}
 	}
 	clear(sh.subs[n:])

@@ -171,6 +171,15 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request, s *subscriber, l
 	grant := s.grant
 	s.client = clientAddr(r, h.opts.TrustedProxies)
 	s.remote = remoteOf(s.client, r)
+	if h.opts.Gzip {
+		// As ssehttp.NewStream decides it with GzipFrames, so that both
+		// paths agree; middleware that encodes the body itself wins.
+		hd := w.Header()
+		s.gz = hd.Get("Content-Encoding") == "" && ssehttp.AcceptsGzip(r)
+		if !varyHas(hd, "Accept-Encoding") {
+			hd.Add("Vary", "Accept-Encoding")
+		}
+	}
 	// A provisional floor, set before s is shared: the stream starts from
 	// the Log's end read after registering, so the records up to its end
 	// now need not be queued. Without it, a subscriber that registers
@@ -250,6 +259,11 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request, s *subscriber, l
 	}
 
 	st, serr := ssehttp.NewStream(w, r, &h.streamOpts)
+	if serr == nil && st.GzipFrames() != s.gz {
+		st.Close()
+		h.logger.Error("subscription refused: compression negotiated twice, differently", slog.Bool("stream", st.GzipFrames()), slog.Bool("hub", s.gz))
+		return
+	}
 	if serr != nil {
 		if errors.Is(serr, ssehttp.ErrFlushUnsupported) {
 			h.logger.Error("subscription refused: response cannot flush", "err", serr)
@@ -263,6 +277,9 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request, s *subscriber, l
 		// stream makes it retry after the retry delay.
 		_ = st.Comment("hub unavailable; reconnect later")
 		return
+	}
+	if s.gz { // before connections, for tests that wait for that
+		h.m.gzipped.Inc()
 	}
 	h.m.connections.Inc()
 	defer h.m.connections.Dec()
@@ -284,6 +301,9 @@ func (h *Hub) subscribe(w http.ResponseWriter, r *http.Request, s *subscriber, l
 // anything fails, or the subscription ends first, it closes conn and
 // unregisters s itself.
 func (h *Hub) serveTakenOver(ctx context.Context, conn net.Conn, hd http.Header, s *subscriber, cur cursor, last uint64) {
+	if s.gz {
+		h.m.gzipped.Inc()
+	}
 	h.m.connections.Inc()
 	h.logger.Debug("subscribed", slog.String("remote", s.remote), "selectors", len(s.sels))
 
@@ -291,9 +311,17 @@ func (h *Hub) serveTakenOver(ctx context.Context, conn net.Conn, hd http.Header,
 	// has ended already, so that the client sees a stream that ends, and
 	// retries. For a first connection, the id event goes with them.
 	bp := getBuf()
-	b := appendOpening(appendHead((*bp)[:0], hd), h.opts.Retry)
+	b := appendHead((*bp)[:0], hd, s.gz)
+	body := len(b)
+	b = appendOpening(b, h.opts.Retry)
 	if !cur.given {
 		b, _ = sse.AppendEvent(b, &sse.Event{ID: s.d.showPos(last)}) // no CR, LF or NUL: cannot fail
+	}
+	if s.gz {
+		zp := getBuf()
+		*zp = ssehttp.AppendGzipFrame(ssehttp.AppendGzipHeader((*zp)[:0]), b[body:])
+		b = append(b[:body], *zp...)
+		putBuf(zp)
 	}
 	if h.opts.WriteTimeout > 0 {
 		_ = conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
@@ -333,16 +361,22 @@ func (h *Hub) logStartFailed(remote string, err error, unexpected bool) {
 }
 
 // A handlerWriter writes the replay of a taken-over connection, from its
-// handler's goroutine, with blocking writes.
+// handler's goroutine, with blocking writes. It deflates each write on
+// its own when the stream is compressed.
 type handlerWriter struct {
 	s       *subscriber
 	timeout time.Duration
-	failed  bool // a write failed (or the subscription ended)
+	failed  bool   // a write failed (or the subscription ended)
+	zbuf    []byte // the compressed form of a write
 }
 
 func (w *handlerWriter) WriteRaw(p []byte) error {
 	if len(p) == 0 {
 		return nil
+	}
+	if w.s.gz {
+		w.zbuf = ssehttp.AppendGzipFrame(w.zbuf[:0], p)
+		p = w.zbuf
 	}
 	err := w.s.writeBlocking(p, max(w.timeout, 0))
 	w.failed = w.failed || err != nil
@@ -580,7 +614,7 @@ func (h *Hub) writeLive(st *ssehttp.Stream, s *subscriber) error {
 		if end != nil {
 			return end
 		}
-		err := writeFrames(st, q)
+		err := writeFrames(st, q, s.gz)
 		if err == nil && last {
 			err = errExpired
 		}
@@ -595,20 +629,25 @@ func (h *Hub) writeLive(st *ssehttp.Stream, s *subscriber) error {
 	}
 }
 
-// writeFrames writes q to st with one write and one flush.
-func writeFrames(st *ssehttp.Stream, q []*frame) error {
+// writeFrames writes q to st with one write and one flush: their
+// compressed bytes when gz is set (st is compressed in frames).
+func writeFrames(st *ssehttp.Stream, q []*frame, gz bool) error {
+	write := st.WriteRaw
+	if gz {
+		write = st.WriteDeflated
+	}
 	switch len(q) {
 	case 0:
 		return nil
 	case 1:
-		return st.WriteRaw(q[0].b)
+		return write(q[0].bytes(gz))
 	}
 	bp := getBuf()
 	b := (*bp)[:0]
 	for _, f := range q {
-		b = append(b, f.b...)
+		b = append(b, f.bytes(gz)...)
 	}
-	err := st.WriteRaw(b)
+	err := write(b)
 	*bp = b
 	putBuf(bp)
 	return err

@@ -29,6 +29,10 @@
 //		}
 //	}
 //
+// To send one event to many compressed streams without compressing it for
+// each, open them with Options.GzipFrames, deflate the event once with
+// AppendGzipFrame, and write the frame to each stream with WriteDeflated.
+//
 // A client that reconnects tells the handler where it stopped with the
 // Last-Event-ID header, or the lastEventID query parameter when it cannot set
 // headers; LastEventID reads either.

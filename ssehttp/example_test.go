@@ -1,6 +1,8 @@
 package ssehttp_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"net/http"
@@ -176,4 +178,26 @@ func ExampleLastEventID() {
 	// "41"
 	// "42"
 	// ""
+}
+
+// An event deflated once and written to every stream that GzipFrames
+// compresses; a client decodes each stream as an ordinary gzip body.
+func ExampleAppendGzipFrame() {
+	ev, _ := sse.AppendEvent(nil, &sse.Event{ID: "7", Data: `{"price":42}`})
+	frame := ssehttp.AppendGzipFrame(nil, ev) // once, for all streams
+
+	// What one stream carries: the gzip header, then its frames.
+	body := ssehttp.AppendGzipHeader(nil)
+	body = ssehttp.AppendGzipFrame(body, []byte(": open\n\n"))
+	body = append(body, frame...)
+
+	zr, _ := gzip.NewReader(bytes.NewReader(body))
+	dec := sse.NewDecoder(zr)
+	var got sse.Event
+	if err := dec.Decode(&got); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("id %s, data %s\n", got.ID, got.Data)
+	// Output: id 7, data {"price":42}
 }

@@ -21,6 +21,9 @@ var (
 	ErrFlushUnsupported = errors.New("ssehttp: response writer cannot flush")
 	// ErrClosed is returned by a Stream's send methods after Close.
 	ErrClosed = errors.New("ssehttp: stream closed")
+	// ErrNotFramed is returned by WriteDeflated on a stream that is not
+	// compressed in frames (see Options.GzipFrames).
+	ErrNotFramed = errors.New("ssehttp: stream not compressed in frames")
 )
 
 // Defaults used when the matching Options field is zero.
@@ -58,6 +61,21 @@ type Options struct {
 	// weigh the memory against the bandwidth at large fan-out. If false,
 	// the stream is never compressed.
 	Gzip bool
+
+	// GzipFrames compresses the stream with gzip when the request's
+	// Accept-Encoding allows it, as Gzip does, but with no compressor
+	// kept per stream: each write is deflated on its own and flushed
+	// (see AppendGzipFrame), and WriteDeflated writes frames that the
+	// caller deflated once for many streams. The response carries Vary:
+	// Accept-Encoding whether or not it is compressed; GzipFrames
+	// reports whether it is. The stream holds no memory for compression,
+	// but each write compresses without the context of earlier ones, so
+	// small events shrink less than with Gzip. The gzip data is never
+	// ended: Close writes no trailer, and a client's decoder reports an
+	// unexpected end where the response ends (an EventSource reconnects
+	// as after any end). It is ignored when Gzip is set. If false, the
+	// stream is not compressed this way.
+	GzipFrames bool
 
 	// Retry, if positive, is sent in a retry field with the opening bytes,
 	// telling the client how long to wait before reconnecting. It is sent
@@ -101,6 +119,7 @@ type Stream struct {
 	mu        sync.Mutex // held across every write; guards the fields below
 	w         io.Writer  // the ResponseWriter, or gz
 	gz        *gzip.Writer
+	frames    bool // compressed in independent frames (Options.GzipFrames); set by NewStream
 	buf       []byte
 	lastWrite time.Time
 	hb        *time.Timer // nil when heartbeats are disabled
@@ -148,7 +167,7 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *Options) (*Stream, 
 	for i, k := range streamHeaders {
 		saved[i] = h[k]
 	}
-	compress := setHeaders(h, r, o.Gzip)
+	compress := setHeaders(h, r, o.Gzip || o.GzipFrames)
 
 	// Flushing commits the headers, so it doubles as the test of whether w
 	// can flush at all; when it cannot, nothing has been sent yet.
@@ -168,9 +187,12 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *Options) (*Stream, 
 	if s.writeTimeout > 0 && errors.Is(s.rc.SetWriteDeadline(time.Time{}), http.ErrNotSupported) {
 		s.writeTimeout = 0
 	}
-	if compress {
+	switch {
+	case compress && o.Gzip:
 		s.gz = getGzip(w)
 		s.w = s.gz
+	case compress:
+		s.frames = true
 	}
 
 	// The opening bytes: a comment, then the retry field if asked for.
@@ -181,7 +203,15 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *Options) (*Stream, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.buf, _ = sse.AppendEvent(make([]byte, 0, 512), &ev) // cannot fail: no ID or type
-	if err := s.writeLocked(s.buf); err != nil {
+	if s.frames {
+		zp := getZbuf()
+		*zp = AppendGzipFrame(AppendGzipHeader(*zp), s.buf)
+		err := s.writeDeflatedLocked(*zp)
+		putZbuf(zp)
+		if err != nil {
+			return nil, err
+		}
+	} else if err := s.writeLocked(s.buf); err != nil {
 		s.releaseGzipLocked()
 		return nil, err
 	}
@@ -263,6 +293,30 @@ func (s *Stream) WriteRaw(p []byte) error {
 	return s.writeLocked(p)
 }
 
+// WriteDeflated writes p, one or more frames made by AppendGzipFrame
+// from bytes that WriteRaw would take, with one write and one flush, on
+// a stream that GzipFrames reports compressed; it is how a frame
+// deflated once is shared by many streams. On any other stream it
+// writes nothing and returns ErrNotFramed. WriteDeflated does not keep
+// p. Errors are otherwise as for Send.
+func (s *Stream) WriteDeflated(p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !s.frames:
+		return ErrNotFramed
+	case len(p) == 0:
+		return s.err
+	}
+	return s.writeDeflatedLocked(p)
+}
+
+// GzipFrames reports whether the stream is gzip-compressed in
+// independent frames: Options.GzipFrames was set and the request
+// accepts gzip. Its writes are then compressed, and WriteDeflated takes
+// frames compressed by the caller.
+func (s *Stream) GzipFrames() bool { return s.frames }
+
 // LastEventID returns the last event ID the client sent when it connected,
 // as LastEventID(r) reported for the request; empty for a first connection.
 func (s *Stream) LastEventID() string { return s.lastEventID }
@@ -329,6 +383,22 @@ func (s *Stream) writeLocked(p []byte) error {
 	if s.err != nil {
 		return s.err
 	}
+	if s.frames {
+		zp := getZbuf()
+		*zp = AppendGzipFrame(*zp, p)
+		err := s.writeDeflatedLocked(*zp)
+		putZbuf(zp)
+		return err
+	}
+	return s.writeDeflatedLocked(p)
+}
+
+// writeDeflatedLocked writes p as it is (through the compressor of a
+// Gzip stream), as writeLocked does. s.mu must be held.
+func (s *Stream) writeDeflatedLocked(p []byte) error {
+	if s.err != nil {
+		return s.err
+	}
 	s.setDeadline()
 	_, err := s.w.Write(p)
 	if err == nil && s.gz != nil {
@@ -389,8 +459,14 @@ func (s *Stream) beat() {
 	}
 	next := s.heartbeat - time.Since(s.lastWrite)
 	if next <= 0 {
-		s.buf, _ = sse.AppendEvent(s.buf[:0], &sse.Event{Comment: pingComment})
-		if s.writeLocked(s.buf) != nil {
+		var err error
+		if s.frames {
+			err = s.writeDeflatedLocked(pingFrame)
+		} else {
+			s.buf, _ = sse.AppendEvent(s.buf[:0], &sse.Event{Comment: pingComment})
+			err = s.writeLocked(s.buf)
+		}
+		if err != nil {
 			return
 		}
 		next = s.heartbeat

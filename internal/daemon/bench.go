@@ -85,6 +85,7 @@ func parseBench(args []string, stdout, stderr io.Writer) (benchConfig, int, bool
 	fs.Float64Var(&o.Rate, "rate", 10, "publish this many `events` a second")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "publish (or, with --no-publish, measure) for this long")
 	fs.IntVar(&o.Size, "size", 100, "each event's data is this many `bytes`")
+	fs.BoolVar(&o.Gzip, "gzip", false, "subscribe with Accept-Encoding: gzip, and decode compressed streams")
 	fs.IntVar(&o.Publishers, "publishers", 1, "at most this many publish requests in flight; events due meanwhile go in NDJSON batches")
 	fs.DurationVar(&o.BatchEvery, "batch-every", 10*time.Millisecond, "send the events due this often, several as one NDJSON batch")
 	fs.StringVar(&o.Topic, "topic", "", "subscribe and publish to this `topic` (default: the URL's, else bench/<random>)")
@@ -451,6 +452,10 @@ func writeReport(w io.Writer, r *loadgen.Report) {
 	p("duplicated", "%s", tally(r.Duplicated))
 	if r.Foreign > 0 {
 		p("foreign", "%s data lines were not payloads of this run", groupDigits(r.Foreign))
+	}
+	if r.Delivered > 0 {
+		p("body bytes", "%s received, %.1f per delivery, all included (opening, replay, heartbeats); %s of %s streams gzip",
+			groupDigits(r.BodyBytes), float64(r.BodyBytes)/float64(r.Delivered), groupDigits(r.Gzipped), groupDigits(uint64(r.Connected)+uint64(r.Reconnects)))
 	}
 	if s := r.Server; s != nil {
 		if s.Warning != "" {

@@ -107,6 +107,7 @@ type serveConfig struct {
 	heartbeat time.Duration
 	retry     time.Duration
 	queueSize int
+	gzip      bool          // compress the streams of subscribers that accept gzip
 	trimEvery time.Duration // how often retention runs
 	log       logFlags
 
@@ -158,6 +159,7 @@ func parseServe(args []string, stdout, stderr io.Writer) (serveConfig, int, bool
 	fs.DurationVar(&c.heartbeat, "heartbeat", 15*time.Second, "send a comment to idle subscribers this often")
 	fs.DurationVar(&c.retry, "retry", 2*time.Second, "reconnection delay sent to subscribers (retry:)")
 	fs.IntVar(&c.queueSize, "queue-size", 1024, "events queued per subscriber before a slow one is disconnected")
+	fs.BoolVar(&c.gzip, "gzip", true, "gzip the streams of subscribers that accept it, each event compressed once and shared (--gzip=false: never)")
 	fs.DurationVar(&c.trimEvery, "retention-interval", time.Minute, "apply --retention-count and --retention-age this often (and once at start)")
 	c.log.register(fs)
 
@@ -658,6 +660,7 @@ func hubOptions(c serveConfig, tokens tokenVerifiers, logger *slog.Logger, reg p
 		Retry:          c.retry,
 		Heartbeat:      c.heartbeat,
 		QueueSize:      c.queueSize,
+		Gzip:           c.gzip,
 		MaxBodyBytes:   c.maxBody,
 		TokenCookie:    c.tokenCookie,
 		TokenQuery:     c.tokenQuery,

@@ -201,7 +201,7 @@ func TestServeHubOptions(t *testing.T) {
 		t.Fatal("parseServe with no flags failed")
 	}
 	got := hubOptions(c, tokenVerifiers{}, nil, nil)
-	want := &hub.Options{Retry: 2 * time.Second, Heartbeat: 15 * time.Second, QueueSize: 1024, TokenCookie: hub.DefaultTokenCookie,
+	want := &hub.Options{Retry: 2 * time.Second, Heartbeat: 15 * time.Second, QueueSize: 1024, Gzip: true, TokenCookie: hub.DefaultTokenCookie,
 		Mercure: hub.MercureOptions{Cookie: hub.DefaultMercureCookie, NodeHeartbeat: hub.DefaultNodeHeartbeat}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("default hubOptions =\n%+v\nwant\n%+v", got, want)
@@ -226,6 +226,7 @@ func TestServeHubOptions(t *testing.T) {
 		"--tls-cert", certFile, "--tls-key", keyFile,
 		"--read-header-timeout", "3s",
 		"--mercure-cookie", "mc", "--mercure-subscriptions", "--mercure-node-heartbeat", "3s",
+		"--gzip=false",
 	}, io.Discard, io.Discard)
 	if !ok {
 		t.Fatalf("parseServe failed with status %d", code)
@@ -664,6 +665,8 @@ func TestServeHelp(t *testing.T) {
 		"[$SSEHUB_MERCURE_SUBSCRIPTIONS]",
 		"-mercure-node-heartbeat duration",
 		"[$SSEHUB_MERCURE_NODE_HEARTBEAT] (default 10s)",
+		"-gzip",
+		"[$SSEHUB_GZIP] (default true)",
 		"/.well-known/mercure",
 		"-max-binary-bytes bytes",
 		"largest payload of a binary event in bytes, decoded (0: 1 MiB); its data, encoded, is bounded by --max-event-bytes too [$SSEHUB_MAX_BINARY_BYTES]",
@@ -688,7 +691,11 @@ func TestServeNewFlags(t *testing.T) {
 	t.Setenv("SSEHUB_RETENTION_INTERVAL", "90s")
 	t.Setenv("SSEHUB_LOG_FORMAT", "json")
 	t.Setenv("SSEHUB_LOG_LEVEL", "warn")
+	t.Setenv("SSEHUB_GZIP", "false")
 	c = parseServeTest(t, "--log-level", "error")
+	if c.gzip {
+		t.Errorf("SSEHUB_GZIP=false: gzip on; want off")
+	}
 	if c.trimEvery != 90*time.Second || c.log != (logFlags{format: "json", level: "error"}) {
 		t.Errorf("variables: retention interval %v, log %+v; want 90s, json at error (the flag wins)", c.trimEvery, c.log)
 	}

@@ -82,6 +82,12 @@ type Options struct {
 	// zero, 10s.
 	Duration time.Duration
 
+	// Gzip makes the subscribers ask for gzip (Accept-Encoding: gzip),
+	// and decode the bodies that come compressed. Each compressed
+	// stream keeps up to 32 KiB of what it decoded, the window its later
+	// bytes may refer to.
+	Gzip bool
+
 	// Size is the length of each event's data in bytes (see the package
 	// documentation); data is never shorter than its time and sequence
 	// number need. If zero, 100.
@@ -437,6 +443,11 @@ type Report struct {
 	Duplicated  Tally `json:"duplicated"`
 	// Foreign counts data lines that were not payloads of this run.
 	Foreign uint64 `json:"foreign"`
+	// BodyBytes counts the response body bytes the subscribers
+	// received, as sent: compressed, for a gzip stream. Gzipped counts
+	// the streams that opened with Content-Encoding: gzip.
+	BodyBytes uint64 `json:"body_bytes"`
+	Gzipped   uint64 `json:"gzipped_streams"`
 
 	Server *ServerReport `json:"server,omitempty"`
 	Tool   ToolReport    `json:"tool"`
@@ -456,6 +467,8 @@ type recorder struct {
 	unique    uint64
 	dups      uint64
 	foreign   uint64
+	bodyBytes uint64 // response body bytes received, as sent (compressed or not)
+	gzipped   uint64 // responses that opened with Content-Encoding: gzip
 }
 
 // A sub is one subscriber. Its fields are owned by the I/O model that
@@ -829,6 +842,8 @@ func (r *run) fill(rep *Report, model ioModel, pub *publisher, steady *steadyWin
 		conn.merge(&rec.connect)
 		delay.merge(&rec.readDelay)
 		rep.Delivered += rec.delivered
+		rep.BodyBytes += rec.bodyBytes
+		rep.Gzipped += rec.gzipped
 		rep.Foreign += rec.foreign
 		rec.mu.Unlock()
 	}

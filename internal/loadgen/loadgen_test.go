@@ -45,7 +45,13 @@ func startHub(t *testing.T) string {
 // if not nil, before the hub. Cleanup stops it.
 func startHubOn(t *testing.T, log hub.Log, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
-	h := hub.New(log, &hub.Options{Retry: 20 * time.Millisecond})
+	return startHubWith(t, log, &hub.Options{Retry: 20 * time.Millisecond}, wrap)
+}
+
+// startHubWith is startHubOn with the hub's options.
+func startHubWith(t *testing.T, log hub.Log, opts *hub.Options, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	h := hub.New(log, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- h.Run(ctx) }()

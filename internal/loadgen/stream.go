@@ -59,7 +59,8 @@ type stream struct {
 	skipLine  bool   // the line being read is too long: skip to its end
 	lastID    []byte // the last event ID, for reconnection
 	retry     time.Duration
-	seq       seqSet // the payload sequence numbers received
+	seq       seqSet    // the payload sequence numbers received
+	gz        *inflater // the body's decoder when it is gzip; nil otherwise
 }
 
 // reset prepares s for a new response, keeping the last event ID, the
@@ -81,6 +82,9 @@ func (s *stream) feed(b []byte, now int64, r *recorder) (opened bool, err error)
 			return false, err
 		}
 		opened = true
+		if s.gz != nil {
+			r.gzipped++
+		}
 	}
 	for len(b) > 0 {
 		switch s.state {
@@ -114,7 +118,9 @@ func (s *stream) feed(b []byte, now int64, r *recorder) (opened bool, err error)
 			}
 		case stData:
 			n := min(uint64(len(b)), s.chunkLeft)
-			s.body(b[:n], now, r)
+			if err := s.body(b[:n], now, r); err != nil {
+				return opened, err
+			}
 			b = b[n:]
 			if s.chunkLeft -= n; s.chunkLeft == 0 {
 				s.state = stDataEnd
@@ -131,11 +137,12 @@ func (s *stream) feed(b []byte, now int64, r *recorder) (opened bool, err error)
 			}
 		case stIdentity:
 			if s.bodyLeft < 0 {
-				s.body(b, now, r)
-				return opened, nil
+				return opened, s.body(b, now, r)
 			}
 			n := min(int64(len(b)), s.bodyLeft)
-			s.body(b[:n], now, r)
+			if err := s.body(b[:n], now, r); err != nil {
+				return opened, err
+			}
 			b = b[n:]
 			if s.bodyLeft -= n; s.bodyLeft == 0 {
 				s.state = stEnd
@@ -223,7 +230,7 @@ func (s *stream) parseHead(h []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: status line %q", errProtocol, truncate(line))
 	}
-	var chunked, haveLength bool
+	var chunked, haveLength, gz bool
 	var length int64
 	var ctype string
 	for len(h) > 0 {
@@ -244,11 +251,22 @@ func (s *stream) parseHead(h []byte) error {
 			haveLength = true
 		case asciiEqualFold(name, "Content-Type"):
 			ctype = string(value)
+		case asciiEqualFold(name, "Content-Encoding"):
+			switch {
+			case asciiEqualFold(value, "gzip"), asciiEqualFold(value, "x-gzip"):
+				gz = true
+			case len(value) > 0 && !asciiEqualFold(value, "identity"):
+				return fmt.Errorf("%w: Content-Encoding %q", errProtocol, truncate(value))
+			}
 		}
 	}
 	mt, _, _ := bytes.Cut([]byte(ctype), []byte(";"))
 	if code != 200 || !asciiEqualFold(bytes.TrimSpace(mt), "text/event-stream") {
 		return &statusError{code: code, ctype: ctype}
+	}
+	s.gz = nil
+	if gz {
+		s.gz = &inflater{}
 	}
 	switch {
 	case chunked:
@@ -284,10 +302,21 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// body handles the next bytes of the event stream. Lines end in LF, CR
+// body handles the next bytes of the body, counting them, and decoding
+// them first when the body is gzip-compressed.
+func (s *stream) body(b []byte, now int64, r *recorder) error {
+	r.bodyBytes += uint64(len(b))
+	if s.gz == nil {
+		s.events(b, now, r)
+		return nil
+	}
+	return s.gz.feed(b, func(p []byte) { s.events(p, now, r) })
+}
+
+// events handles the next bytes of the event stream. Lines end in LF, CR
 // or CRLF; blank lines, which end events, are not needed to count
 // payloads and are skipped.
-func (s *stream) body(b []byte, now int64, r *recorder) {
+func (s *stream) events(b []byte, now int64, r *recorder) {
 	// Hubs end lines in LF: look for CR once, not in every line.
 	cr := bytes.IndexByte(b, '\r') >= 0
 	for {

@@ -117,6 +117,9 @@ func resolveTarget(ctx context.Context, o *Options, raw string) (*target, error)
 			h.WriteString(k + ": " + v + "\r\n")
 		}
 	}
+	if o.Gzip {
+		h.WriteString("Accept-Encoding: gzip\r\n")
+	}
 	t.header = h.String()
 	return t, nil
 }
