@@ -842,6 +842,9 @@ func TestServeLogLevels(t *testing.T) {
 	for _, level := range []string{"debug", "info"} {
 		t.Run(level, func(t *testing.T) {
 			h := startMain(t, "serve", "--addr", "127.0.0.1:0", "--store", "memory", "--log-format", "json", "--log-level", level)
+			// Before Run tails the store, a stream opens and ends at once,
+			// unregistered: nothing to log.
+			waitReady(t, h.base)
 			resp, err := http.Get(h.base + "/events?topic=logs/a")
 			if err != nil {
 				t.Fatal(err)
