@@ -255,6 +255,13 @@ func (th *testHub) subscribe(t *testing.T, query string, header http.Header) *te
 // must succeed.
 func (th *testHub) subscribeAt(t *testing.T, path string, header http.Header) *testSub {
 	t.Helper()
+	return th.subscribeMax(t, path, header, 0)
+}
+
+// subscribeMax is subscribeAt with a decoder that holds events of up to
+// maxEvent bytes (sse.DefaultMaxEventSize if 0).
+func (th *testHub) subscribeMax(t *testing.T, path string, header http.Header, maxEvent int) *testSub {
+	t.Helper()
 	resp := th.get(t, path, header)
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
@@ -265,6 +272,9 @@ func (th *testHub) subscribeAt(t *testing.T, path string, header http.Header) *t
 	go func() {
 		defer close(s.done)
 		dec := sse.NewDecoder(resp.Body)
+		if maxEvent > 0 {
+			dec.SetMaxEventSize(maxEvent)
+		}
 		for {
 			var ev sse.Event
 			err := dec.Decode(&ev)

@@ -61,35 +61,7 @@ func (th *testHub) postTo(t *testing.T, path, contentType string, header http.He
 // 4 MiB, more than the 1 MiB an sse.Decoder holds by default.
 func (th *testHub) subscribeLarge(t *testing.T, query string, header http.Header) *testSub {
 	t.Helper()
-	resp := th.get(t, "/events?"+query, header)
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		t.Fatalf("GET /events?%s = %d %s; want 200", query, resp.StatusCode, b)
-	}
-	s := &testSub{resp: resp, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		dec := sse.NewDecoder(resp.Body)
-		dec.SetMaxEventSize(4 << 20)
-		for {
-			var ev sse.Event
-			err := dec.Decode(&ev)
-			s.mu.Lock()
-			if err != nil {
-				s.err = err
-				s.mu.Unlock()
-				return
-			}
-			s.events = append(s.events, ev)
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		resp.Body.Close()
-		<-s.done
-	})
-	return s
+	return th.subscribeMax(t, "/events?"+query, header, 4<<20)
 }
 
 // A binaryPublish publishes payload, of media type media ("" for none),
