@@ -230,6 +230,9 @@ type MercureOptions struct {
 // DefaultNodeHeartbeat is the default MercureOptions.NodeHeartbeat.
 const DefaultNodeHeartbeat = 10 * time.Second
 
+// heartbeatComment is the comment a shard sends on an idle stream.
+const heartbeatComment = ": ping\n"
+
 // DefaultMercureCookie is the cookie Mercure clients carry their token in.
 const DefaultMercureCookie = "mercureAuthorization"
 
@@ -317,6 +320,7 @@ type Hub struct {
 	m          *metrics
 	streamOpts ssehttp.Options
 	active     *activeSubs    // Mercure's active subscriptions; nil when off
+	gzPing     []byte         // the heartbeat comment deflated on its own (Options.Gzip); nil when off
 	subsMux    *http.ServeMux // routes the subscriptions API for ServeHTTP
 
 	// ctx is cancelled by Close: it ends every subscription and Run.
@@ -447,6 +451,11 @@ func New(log Log, opts *Options) *Hub {
 	}
 	if o.Mercure.Subscriptions {
 		h.active = newActiveSubs(h)
+	}
+	if o.Gzip {
+		// Here, not when Run starts its shards: deflating allocates a
+		// compressor, which would delay the moment Run serves.
+		h.gzPing = ssehttp.AppendGzipFrame(nil, []byte(heartbeatComment))
 	}
 	hs := h.MercureSubscriptionsHandler()
 	h.subsMux = http.NewServeMux()

@@ -8,8 +8,6 @@ import (
 	"runtime"
 	"sync"
 	"time"
-
-	"github.com/ssehub/ssehub/ssehttp"
 )
 
 // Timing of the shards.
@@ -61,7 +59,7 @@ type shard struct {
 	scratch [512]byte      // what peers send, read and dropped
 	drains  sync.WaitGroup // the goroutines writing to full sockets
 	ping    []byte         // the heartbeat comment
-	gzPing  []byte         // ping, deflated on its own for compressed streams
+	gzPing  []byte         // ping, deflated on its own for compressed streams (the Hub's); nil without Options.Gzip
 }
 
 func newShard(h *Hub, id int) *shard {
@@ -71,8 +69,8 @@ func newShard(h *Hub, id int) *shard {
 		wake:   make(chan struct{}, 1),
 		urgent: make(chan struct{}, 1),
 		io:     newIOBuffer(),
-		ping:   []byte(": ping\n"),
-		gzPing: ssehttp.AppendGzipFrame(nil, []byte(": ping\n")),
+		ping:   []byte(heartbeatComment),
+		gzPing: h.gzPing,
 	}
 }
 

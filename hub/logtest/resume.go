@@ -75,6 +75,16 @@ func (s suite) testHubResume(t *testing.T) {
 		h2.Close()
 	})
 	servers := []*httptest.Server{h1, h2}
+	// Until Run tails the Log, a stream opens and ends at once (its
+	// client retries later): the resumptions would end with no event.
+	waitUntil(t, func() bool {
+		resp, err := h1.Client().Get(h1.URL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 
 	var acks acked
 	stop := make(chan struct{})
