@@ -86,24 +86,38 @@ func (h *Hub) mercureToken(r *http.Request) (tok string, cookie bool, err error)
 // has no verifier for Mercure's.
 var errNoMercureKey = fmt.Errorf("%w: this hub takes no Mercure tokens (no key is configured for them)", ErrInvalidToken)
 
+// What a request to the Mercure endpoint does, which decides the
+// verifier of its token and whether it needs one.
+type mercureRole int
+
+const (
+	mercureSubscriber mercureRole = iota // may be anonymous
+	mercurePublisher                     // needs a token, not from a cookie of another origin
+	mercureReader                        // the subscriptions API: needs a subscriber's token
+)
+
 // mercureAuthenticate returns the grant of the token r carries on the
-// Mercure endpoint, or nil for none when that is allowed: for a
+// Mercure endpoint in role, or nil for none when that is allowed: for a
 // subscriber when anonymous subscribers are, and for anyone when the hub
-// is open (neither Options.Tokens nor a Mercure verifier). When r must
-// not go on, it answers r and reports false.
-func (h *Hub) mercureAuthenticate(w http.ResponseWriter, r *http.Request, subscribe bool) (*Grant, bool) {
+// is open (no verifier at all). When r must not go on, it answers r and
+// reports false.
+func (h *Hub) mercureAuthenticate(w http.ResponseWriter, r *http.Request, role mercureRole) (*Grant, bool) {
 	v := h.opts.Mercure.SubscriberTokens
-	if !subscribe {
+	if role == mercurePublisher {
 		v = h.opts.Mercure.PublisherTokens
 	}
 	if v == nil && h.opts.PublisherTokens == nil { // the hub is open
-
 		return nil, true
 	}
 	tok, cookie, err := h.mercureToken(r)
 	switch {
 	case err != nil:
-	case cookie && !subscribe && !sameOriginRequest(r):
+	case tok == "" && role == mercureReader:
+		h.m.refused.WithLabelValues(refusedToken).Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub"`)
+		writeProblem(w, http.StatusUnauthorized, "the subscriptions API needs a token", nil)
+		return nil, false
+	case cookie && role == mercurePublisher && !sameOriginRequest(r):
 		// A cookie rides along on any request a page makes: a publish
 		// must come from the hub's own pages to use one.
 		err = fmt.Errorf("%w: a token in a cookie is accepted for publishing only from the hub's own origin; send it in the Authorization header", ErrInvalidToken)
@@ -113,7 +127,7 @@ func (h *Hub) mercureAuthenticate(w http.ResponseWriter, r *http.Request, subscr
 	if v == nil {
 		v = refuseAll{errNoMercureKey}
 	}
-	g, ok := h.verify(w, r, v, tok, err, subscribe)
+	g, ok := h.verify(w, r, v, tok, err, role != mercurePublisher)
 	if !ok {
 		h.m.refused.WithLabelValues(refusedToken).Inc()
 	}
@@ -142,7 +156,7 @@ func sameOriginRequest(r *http.Request) bool {
 
 // serveMercureSubscribe serves GET /.well-known/mercure.
 func (h *Hub) serveMercureSubscribe(w http.ResponseWriter, r *http.Request) {
-	grant, ok := h.mercureAuthenticate(w, r, true)
+	grant, ok := h.mercureAuthenticate(w, r, mercureSubscriber)
 	if !ok {
 		return
 	}
@@ -167,7 +181,7 @@ var mercureFields = []string{"topic", "data", "private", "id", "type", "retry"}
 
 // serveMercurePublish serves POST /.well-known/mercure.
 func (h *Hub) serveMercurePublish(w http.ResponseWriter, r *http.Request) {
-	grant, ok := h.mercureAuthenticate(w, r, false)
+	grant, ok := h.mercureAuthenticate(w, r, mercurePublisher)
 	if !ok {
 		h.m.publishes.WithLabelValues(outcomeDenied).Inc()
 		return

@@ -545,29 +545,14 @@ func (h *Hub) serveSubscriptions(w http.ResponseWriter, r *http.Request) {
 	case topic != "":
 		id += "/" + url.QueryEscape(topic)
 	}
-	var grant *Grant
-	if h.opts.PublisherTokens != nil || h.opts.Mercure.SubscriberTokens != nil { // not open
-		tok, _, err := h.mercureToken(r)
-		if err == nil && tok == "" {
-			h.m.refused.WithLabelValues(refusedToken).Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub"`)
-			writeProblem(w, http.StatusUnauthorized, "the subscriptions API needs a token", nil)
-			return
-		}
-		v := h.opts.Mercure.SubscriberTokens
-		if v == nil {
-			v = refuseAll{errNoMercureKey}
-		}
-		var ok bool
-		if grant, ok = h.verify(w, r, v, tok, err, true); !ok {
-			h.m.refused.WithLabelValues(refusedToken).Inc()
-			return
-		}
-		if !MatchAny(grant.Subscribe, []string{id}) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
-			writeProblem(w, http.StatusForbidden, "the token may not read "+strconv.Quote(id), nil)
-			return
-		}
+	grant, ok := h.mercureAuthenticate(w, r, mercureReader)
+	if !ok {
+		return
+	}
+	if grant != nil && !MatchAny(grant.Subscribe, []string{id}) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ssehub", error="insufficient_scope"`)
+		writeProblem(w, http.StatusForbidden, "the token may not read "+strconv.Quote(id), nil)
+		return
 	}
 	if !a.synced() {
 		w.Header().Set("Retry-After", "1")
