@@ -457,11 +457,15 @@ func TestMercureTokenExpiry(t *testing.T) {
 	g := &hub.Grant{Subject: "s", Subscribe: mercureSels(t, "*"), Expires: time.Now().Add(500 * time.Millisecond)}
 	th := newTestHub(t, &hub.Options{Mercure: hub.MercureOptions{SubscriberTokens: mapTokens{"s": g}}}, nil)
 	s := th.subscribeAt(t, mercureQuery(book1), bearer("s"))
-	if err := s.waitEnd(t); err != io.EOF && err != io.ErrUnexpectedEOF && err != nil {
-		t.Logf("stream ended with %v", err)
+	if err := s.waitEnd(t); err != io.EOF {
+		t.Errorf("stream ended with %v; want a clean end", err)
 	}
 	if time.Now().Before(g.Expires) {
 		t.Errorf("stream ended before the token expired")
+	}
+	evs, _ := s.snapshot()
+	if len(evs) == 0 || evs[len(evs)-1].Type != hub.AuthEventType {
+		t.Errorf("events %+v; want the last to be %s", evs, hub.AuthEventType)
 	}
 }
 

@@ -94,9 +94,9 @@ type activeSubs struct {
 	current map[string]subscriptionDoc // this node's subscriptions now, by document ID
 	dropped bool                       // updates were dropped: a snapshot is due
 
-	snapshot atomic.Bool // another node asked for a snapshot
-	sync     atomic.Bool // a node unknown to the view was heard from: ask everyone for a snapshot
-	last     atomic.Uint64
+	wantSnapshot atomic.Bool // another node asked for a snapshot
+	wantSync     atomic.Bool // a node unknown to the view was heard from: ask everyone for a snapshot
+	last         atomic.Uint64
 
 	vmu      sync.RWMutex // guards the fields below
 	nodes    map[string]*nodeView
@@ -205,11 +205,11 @@ func (a *activeSubs) run(ctx context.Context) {
 			a.appendRetry(ctx, a.nodeRecord(nodeMsg{Op: "heartbeat"}))
 			a.sweep(ctx)
 		}
-		if a.sync.Swap(false) {
+		if a.wantSync.Swap(false) {
 			a.appendRetry(ctx, a.nodeRecord(nodeMsg{Op: "sync"}))
 		}
 		a.flush(ctx)
-		if a.snapshot.Swap(false) {
+		if a.wantSnapshot.Swap(false) {
 			a.sendSnapshot(ctx)
 		}
 	}
@@ -221,32 +221,49 @@ func (a *activeSubs) run(ctx context.Context) {
 func (a *activeSubs) flush(ctx context.Context) {
 	a.mu.Lock()
 	q, dropped := a.queue, a.dropped
-	a.queue = nil
+	a.queue, a.dropped = nil, false
 	a.mu.Unlock()
 	if dropped {
-		a.mu.Lock()
-		a.dropped = false
-		a.mu.Unlock()
 		a.sendSnapshot(ctx)
 		return
 	}
-	for len(q) > 0 {
-		n := min(len(q), snapshotPart)
+	if rest, err := a.appendUpdates(ctx, q, "", nil); err != nil {
+		a.mu.Lock()
+		a.queue = append(rest, a.queue...)
+		if len(a.queue) > maxAnnounceQueue {
+			a.queue, a.dropped = nil, true
+		}
+		a.mu.Unlock()
+	}
+}
+
+// appendUpdates appends the updates docs, of node ("" for this one), in
+// order, in batches of at most snapshotPart records. With batchID, the
+// first record of batch k has the ID batchID(k), and a batch the Log
+// already holds (ErrDuplicateID: another node appended it) is skipped.
+// It returns the docs it did not append and the error that stopped it.
+func (a *activeSubs) appendUpdates(ctx context.Context, docs []subscriptionDoc, node string, batchID func(k int) string) ([]subscriptionDoc, error) {
+	for k := 0; len(docs) > 0; k++ {
+		n := min(len(docs), snapshotPart)
 		recs := make([]Record, n)
 		for i := range recs {
-			recs[i] = a.updateRecord(q[i], "")
+			recs[i] = a.updateRecord(docs[i], node)
 		}
-		if err := a.append(ctx, recs); err != nil {
-			a.mu.Lock()
-			a.queue = append(q, a.queue...)
-			if len(a.queue) > maxAnnounceQueue {
-				a.queue, a.dropped = nil, true
-			}
-			a.mu.Unlock()
-			return
+		if batchID != nil {
+			recs[0].ID = batchID(k)
 		}
-		q = q[n:]
+		if err := a.append(ctx, recs); err != nil && (batchID == nil || !errors.Is(err, ErrDuplicateID)) {
+			return docs, err
+		}
+		docs = docs[n:]
 	}
+	return nil, nil
+}
+
+// sortDocs sorts docs by ID, so that every node makes the same batches
+// of the same subscriptions.
+func sortDocs(docs []subscriptionDoc) {
+	slices.SortFunc(docs, func(x, y subscriptionDoc) int { return strings.Compare(x.ID, y.ID) })
 }
 
 // sendSnapshot appends this node's subscriptions now, in parts.
@@ -258,7 +275,7 @@ func (a *activeSubs) sendSnapshot(ctx context.Context) {
 		docs = append(docs, d)
 	}
 	a.mu.Unlock()
-	slices.SortFunc(docs, func(x, y subscriptionDoc) int { return strings.Compare(x.ID, y.ID) })
+	sortDocs(docs)
 	for part := 0; part == 0 || len(docs) > 0; part++ {
 		n := min(len(docs), snapshotPart)
 		if err := a.appendRetry(ctx, a.nodeRecord(nodeMsg{Op: "snapshot", Part: part, Subscriptions: docs[:n]})); err != nil {
@@ -284,7 +301,7 @@ func (a *activeSubs) sweep(ctx context.Context) {
 		}
 		d := dead{node: node}
 		for _, doc := range v.subs {
-			doc.Context, doc.Active = mercureContext, false
+			doc.Active = false
 			d.docs = append(d.docs, doc)
 		}
 		delete(a.nodes, node)
@@ -293,21 +310,12 @@ func (a *activeSubs) sweep(ctx context.Context) {
 	a.vmu.Unlock()
 	for _, d := range gone {
 		a.h.logger.Warn("mercure subscriptions: node not heard from; its subscriptions end", "node", d.node, "subscriptions", len(d.docs))
-		slices.SortFunc(d.docs, func(x, y subscriptionDoc) int { return strings.Compare(x.ID, y.ID) })
-		for k := 0; len(d.docs) > 0; k++ {
-			n := min(len(d.docs), snapshotPart)
-			recs := make([]Record, n)
-			for i := range recs {
-				recs[i] = a.updateRecord(d.docs[i], d.node)
-			}
-			// Every node that notices publishes the same batch: the ID
-			// of its first record lets the Log keep one.
-			recs[0].ID = positionIRI + "gone:" + d.node + ":" + strconv.Itoa(k)
-			if err := a.append(ctx, recs); err != nil && !errors.Is(err, ErrDuplicateID) {
-				a.h.logger.Warn("mercure subscriptions: cannot publish the end of a dead node's subscriptions", "node", d.node, "err", err)
-				break
-			}
-			d.docs = d.docs[n:]
+		sortDocs(d.docs)
+		// Every node that notices publishes the same batches: the ID of
+		// each one's first record lets the Log keep one copy.
+		batchID := func(k int) string { return positionIRI + "gone:" + d.node + ":" + strconv.Itoa(k) }
+		if _, err := a.appendUpdates(ctx, d.docs, d.node, batchID); err != nil {
+			a.h.logger.Warn("mercure subscriptions: cannot publish the end of a dead node's subscriptions", "node", d.node, "err", err)
 		}
 	}
 }
@@ -329,18 +337,8 @@ func (a *activeSubs) farewell() {
 	clear(a.current)
 	a.queue = nil
 	a.mu.Unlock()
-	slices.SortFunc(docs, func(x, y subscriptionDoc) int { return strings.Compare(x.ID, y.ID) })
-	for len(docs) > 0 {
-		n := min(len(docs), snapshotPart)
-		recs := make([]Record, n)
-		for i := range recs {
-			recs[i] = a.updateRecord(docs[i], "")
-		}
-		if a.append(ctx, recs) != nil {
-			break
-		}
-		docs = docs[n:]
-	}
+	sortDocs(docs)
+	_, _ = a.appendUpdates(ctx, docs, "", nil) // the bye covers what fails
 	_ = a.append(ctx, []Record{a.nodeRecord(nodeMsg{Op: "bye"})})
 }
 
@@ -440,7 +438,7 @@ func (a *activeSubs) applyNode(node, data string) {
 		if m.Op == "heartbeat" && node != a.node {
 			// A node this one does not know (it started before this
 			// one, or was taken for dead): ask for everyone's.
-			a.sync.Store(true)
+			a.wantSync.Store(true)
 			a.wakeUp()
 		}
 	}
@@ -453,7 +451,7 @@ func (a *activeSubs) applyNode(node, data string) {
 			}
 			return
 		}
-		a.snapshot.Store(true)
+		a.wantSnapshot.Store(true)
 		a.wakeUp()
 	case "snapshot":
 		if m.Part == 0 {
@@ -495,7 +493,7 @@ func (a *activeSubs) list(topic, subscriber string, grant *Grant) []subscription
 		}
 	}
 	a.vmu.RUnlock()
-	slices.SortFunc(docs, func(x, y subscriptionDoc) int { return strings.Compare(x.ID, y.ID) })
+	sortDocs(docs)
 	return docs
 }
 

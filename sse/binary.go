@@ -10,6 +10,7 @@ import (
 	"mime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Binary events.
@@ -108,13 +109,24 @@ func checkMediaType(t string) error {
 	return nil
 }
 
+// gzipWriters holds *gzip.Writer at BestCompression: a new one
+// allocates about a megabyte of tables, and a publish of binary events
+// would otherwise pay for it on every event.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestCompression) // a valid level: cannot fail
+	return zw
+}}
+
 // gzipped returns p compressed with gzip, with an empty header (no name,
 // no time), so that the same payload always gives the same bytes.
 func gzipped(p []byte) []byte {
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // a valid level: cannot fail
-	zw.Write(p)                                              // a bytes.Buffer does not fail
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	zw.Write(p) // a bytes.Buffer does not fail
 	zw.Close()
+	zw.Reset(io.Discard) // let buf go
+	gzipWriters.Put(zw)
 	return buf.Bytes()
 }
 
